@@ -1,0 +1,245 @@
+// Schema migrations, keyed on PRAGMA user_version. Migration N takes a database at
+// version N-1 to N; each runs with its version bump in one transaction.
+//
+// Version 1 is split by stage so each stage's tables sit together; every derived row
+// carries its provenance (the detector or tagger row that records name, model SHA-256
+// and parameters).
+#include <string>
+#include <vector>
+
+#include "db/db.h"
+
+namespace moeforge::db {
+
+namespace {
+
+const char* kV1Core = R"SQL(
+CREATE TABLE stage_runs(
+  id INTEGER PRIMARY KEY,
+  stage TEXT NOT NULL,                 -- crawl|detect|tag|tag-train|train|export|...
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  params_json TEXT NOT NULL DEFAULT '{}',
+  done INTEGER NOT NULL DEFAULT 0,
+  skipped INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  failures_json TEXT NOT NULL DEFAULT '{}',  -- {"reason": count}
+  seconds REAL
+);
+CREATE TABLE views(
+  name TEXT PRIMARY KEY,
+  where_sql TEXT NOT NULL,             -- an expression over v_dataset's columns
+  tagger TEXT,                         -- which tagger's tags the view uses (NULL: newest)
+  created_at TEXT NOT NULL
+);
+)SQL";
+
+const char* kV1Crawl = R"SQL(
+CREATE TABLE sources(
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,                  -- danbooru|moebooru|gelbooru|urls|html|dir
+  url TEXT NOT NULL,                   -- API base URL, list file or folder
+  UNIQUE(kind, url)
+);
+CREATE TABLE images(
+  sha256 TEXT PRIMARY KEY,             -- content address of the original bytes
+  bytes INTEGER NOT NULL,
+  width INTEGER,
+  height INTEGER,
+  format TEXT,                         -- png|jpeg|gif|webp|bmp, sniffed from magic bytes
+  phash INTEGER,                       -- 64-bit perceptual hash
+  near_dup_of TEXT REFERENCES images(sha256),
+  blob_path TEXT,                      -- relative to the workspace
+  added_at TEXT NOT NULL
+);
+CREATE INDEX images_phash ON images(phash);
+CREATE TABLE posts(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  remote_id TEXT NOT NULL,
+  md5 TEXT,
+  file_url TEXT,
+  page_url TEXT,
+  rating TEXT,
+  width INTEGER,
+  height INTEGER,
+  file_ext TEXT,
+  created_at TEXT,
+  image_sha256 TEXT REFERENCES images(sha256),  -- for a near duplicate: the original's
+  state TEXT NOT NULL DEFAULT 'pending',        -- pending|stored|duplicate|failed|skipped
+  error TEXT,                                   -- reason when failed or skipped
+  meta_json TEXT,
+  updated_at TEXT NOT NULL,
+  UNIQUE(source_id, remote_id)
+);
+CREATE INDEX posts_image ON posts(image_sha256);
+CREATE TABLE source_tags(
+  post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  category TEXT,                       -- general|character|copyright|artist|meta
+  PRIMARY KEY(post_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX source_tags_tag ON source_tags(tag);
+CREATE TABLE frontier(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  url TEXT NOT NULL,
+  kind TEXT NOT NULL,                  -- page|image|robots
+  post_id INTEGER REFERENCES posts(id),
+  depth INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'queued',  -- queued|done|failed
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_try REAL NOT NULL DEFAULT 0,    -- unix seconds
+  http_status INTEGER,
+  error TEXT,
+  etag TEXT,
+  last_modified TEXT,
+  updated_at TEXT NOT NULL,
+  UNIQUE(source_id, url)
+);
+CREATE INDEX frontier_state ON frontier(state, next_try);
+CREATE TABLE robots_cache(
+  origin TEXT PRIMARY KEY,             -- scheme://host:port
+  fetched_at REAL NOT NULL,
+  http_status INTEGER,
+  body TEXT
+);
+)SQL";
+
+const char* kV1Detect = R"SQL(
+CREATE TABLE detectors(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,                  -- e.g. cascade:lbpcascade_animeface
+  model_sha256 TEXT NOT NULL,
+  params_json TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE(name, model_sha256, params_json)
+);
+CREATE TABLE detections_done(          -- one row per (detector, image) seen, faces or not
+  detector_id INTEGER NOT NULL REFERENCES detectors(id),
+  image_sha256 TEXT NOT NULL REFERENCES images(sha256),
+  n_faces INTEGER NOT NULL,
+  state TEXT NOT NULL,                 -- done|failed
+  error TEXT,
+  PRIMARY KEY(detector_id, image_sha256)
+) WITHOUT ROWID;
+CREATE TABLE faces(
+  id INTEGER PRIMARY KEY,
+  detector_id INTEGER NOT NULL REFERENCES detectors(id),
+  image_sha256 TEXT NOT NULL REFERENCES images(sha256),
+  idx INTEGER NOT NULL,                -- order within the image
+  x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,  -- face box, original pixels
+  score REAL,
+  crop_x REAL, crop_y REAL, crop_side REAL,  -- the square cropped, original pixels
+  crop_path TEXT,                      -- relative to the workspace
+  crop_size INTEGER,
+  pad_frac REAL,                       -- fraction of the crop outside the image
+  sharpness REAL,                      -- variance of the Laplacian
+  mono_score REAL,                     -- 0 colourful .. 1 monochrome
+  UNIQUE(detector_id, image_sha256, idx)
+);
+CREATE INDEX faces_image ON faces(image_sha256);
+)SQL";
+
+const char* kV1Tag = R"SQL(
+CREATE TABLE taggers(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,                  -- e.g. builtin:demo-tagger
+  model_sha256 TEXT NOT NULL,
+  params_json TEXT NOT NULL,
+  schema_toml TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE(name, model_sha256, params_json)
+);
+CREATE TABLE face_tags(
+  tagger_id INTEGER NOT NULL REFERENCES taggers(id),
+  face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  score REAL NOT NULL,
+  PRIMARY KEY(tagger_id, face_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX face_tags_face ON face_tags(face_id);
+)SQL";
+
+const char* kV1Train = R"SQL(
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  view TEXT,
+  tagger TEXT,
+  config_json TEXT NOT NULL,
+  dir TEXT NOT NULL,                   -- relative to the workspace
+  state TEXT NOT NULL,                 -- running|done|failed
+  step INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE metrics(
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  step INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value REAL NOT NULL,
+  PRIMARY KEY(run_id, key, step)
+) WITHOUT ROWID;
+)SQL";
+
+// The stable views of DESIGN.md: keep these names and columns.
+const char* kV1Views = R"SQL(
+CREATE VIEW v_faces AS
+SELECT f.id AS face_id, p.id AS post_id, s.kind AS source, p.remote_id AS remote_id,
+       f.image_sha256 AS image_sha256, f.x AS x, f.y AS y, f.w AS w, f.h AS h,
+       f.score AS score, d.name AS detector, f.crop_path AS crop_path, f.crop_size AS crop_size
+FROM faces f
+JOIN detectors d ON d.id = f.detector_id
+LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha256 = f.image_sha256)
+LEFT JOIN sources s ON s.id = p.source_id;
+
+CREATE VIEW v_face_tags AS
+SELECT ft.face_id AS face_id, t.name AS tagger, ft.tag AS tag, ft.score AS score
+FROM face_tags ft JOIN taggers t ON t.id = ft.tagger_id;
+
+CREATE VIEW v_source_tags AS
+SELECT st.post_id AS post_id, s.kind AS source, p.remote_id AS remote_id, st.tag AS tag
+FROM source_tags st JOIN posts p ON p.id = st.post_id JOIN sources s ON s.id = p.source_id;
+)SQL";
+
+std::vector<std::string> Migrations() {
+  return {
+      std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views,
+  };
+}
+
+}  // namespace
+
+int CurrentSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+Status Migrate(Database& db) {
+  auto migrations = Migrations();
+  while (true) {
+    // Read the version inside the write transaction so two processes opening a new
+    // workspace at once do not both run migration 1.
+    MF_RETURN_IF_ERROR(db.Begin());
+    auto v = db.QueryInt("PRAGMA user_version");
+    if (!v.ok()) {
+      db.Rollback();
+      return v.status();
+    }
+    int version = static_cast<int>(*v);
+    if (version > static_cast<int>(migrations.size())) {
+      db.Rollback();
+      return Status::Unsupported("database " + db.path() + " has schema version " + std::to_string(version) +
+                                 ", newer than this moeforge (" + std::to_string(migrations.size()) +
+                                 "): upgrade moeforge");
+    }
+    if (version == static_cast<int>(migrations.size())) return db.Commit();
+    Status s = db.Exec(migrations[static_cast<size_t>(version)]);
+    if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(version + 1));
+    if (!s.ok()) {
+      db.Rollback();
+      return s.WithContext("migrating to schema version " + std::to_string(version + 1));
+    }
+    MF_RETURN_IF_ERROR(db.Commit());
+  }
+}
+
+}  // namespace moeforge::db
