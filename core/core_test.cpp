@@ -1,0 +1,106 @@
+// core/: tag schema, hashing, atomic writes, model lookup.
+#include <cstdlib>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "core/hash.h"
+#include "core/models.h"
+#include "core/tag_schema.h"
+#include "core/workspace.h"
+
+namespace moeforge {
+namespace {
+
+TEST(TagSchema, DefaultIsTheMakeGirlsMoe34) {
+  const TagSchema& s = TagSchema::Default();
+  ASSERT_EQ(s.size(), 34);
+  ASSERT_EQ(s.groups().size(), 4u);
+  EXPECT_EQ(s.groups()[0].tags.size(), 13u);
+  EXPECT_TRUE(s.groups()[0].exclusive);
+  EXPECT_EQ(s.groups()[3].tags.size(), 10u);
+  EXPECT_EQ(s.IndexOf("blonde_hair"), 0);
+  EXPECT_EQ(s.IndexOf("gray_hair"), s.IndexOf("grey_hair")) << "aliases map onto schema tags";
+  EXPECT_EQ(s.IndexOf("1girl"), -1);
+}
+
+TEST(TagSchema, EncodeAndDecide) {
+  const TagSchema& s = TagSchema::Default();
+  auto v = s.Encode({"1girl", "blonde_hair", "blue_eyes", "smile", "hair_ribbon"});
+  float sum = 0;
+  for (float x : v) sum += x;
+  EXPECT_EQ(sum, 4);
+  EXPECT_EQ(v[static_cast<size_t>(s.IndexOf("ribbon"))], 1);
+  std::vector<float> scores(34, 0.1f);
+  scores[static_cast<size_t>(s.IndexOf("red_hair"))] = 0.3f;  // best hair colour, below 0.5
+  scores[static_cast<size_t>(s.IndexOf("hat"))] = 0.7f;
+  auto d = s.Decide(scores);
+  EXPECT_TRUE(d[static_cast<size_t>(s.IndexOf("red_hair"))]) << "exclusive groups: argmax";
+  EXPECT_TRUE(d[static_cast<size_t>(s.IndexOf("hat"))]);
+  EXPECT_FALSE(d[static_cast<size_t>(s.IndexOf("smile"))]);
+  int eyes = 0;
+  for (const auto& t : s.groups()[3].tags) eyes += d[static_cast<size_t>(s.IndexOf(t))];
+  EXPECT_EQ(eyes, 1);
+}
+
+TEST(TagSchema, RoundTripsAndRejectsBadSchemas) {
+  const TagSchema& s = TagSchema::Default();
+  auto again = TagSchema::FromToml(s.ToToml());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->tags(), s.tags());
+  EXPECT_EQ(again->Hash(), s.Hash());
+  struct Case { const char* toml; const char* why; } cases[] = {
+      {"name = 'x'\n", "needs at least one"},
+      {"name = 'x'\n[[group]]\nname='a'\ntags=['t','t']\n", "appears twice"},
+      {"name = 'x'\ncolour = 1\n[[group]]\nname='a'\ntags=['t']\n", "unknown key"},
+      {"name = 'x'\n[[group]]\nname='a'\ntags=['t']\n[aliases]\nu = 'nope'\n", "points at no schema tag"},
+      {"name = 'x\n", "tag schema"},
+  };
+  for (const auto& c : cases) {
+    auto r = TagSchema::FromToml(c.toml);
+    ASSERT_FALSE(r.ok()) << c.toml;
+    EXPECT_NE(r.status().message().find(c.why), std::string::npos) << c.toml << " -> " << r.status().ToString();
+  }
+}
+
+TEST(Hash, KnownVectors) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Workspace, AtomicWriteAndBlobLayout) {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "moeforge_core_test").string();
+  fs::remove_all(dir);
+  Workspace ws(dir + "/");
+  EXPECT_EQ(ws.root(), dir);
+  std::string sha = Sha256Hex("x");
+  EXPECT_EQ(ws.BlobPath(sha, true), "blobs/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha);
+  ASSERT_TRUE(WriteFileAtomic(ws.BlobPath(sha), "x", 1).ok());
+  EXPECT_EQ(*ReadFile(ws.BlobPath(sha)), "x");
+  auto h = Sha256File(ws.BlobPath(sha));
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, sha);
+  int leftovers = 0;
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().string().find(".tmp.") != std::string::npos) ++leftovers;
+  EXPECT_EQ(leftovers, 0);
+}
+
+TEST(Models, ResolvesByNameOnTheSearchPathAndExplainsMisses) {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "moeforge_models_test").string();
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomic(dir + "/lbpcascade_animeface.xml", "<x/>", 4).ok());
+  setenv("MOEFORGE_MODEL_PATH", ("/nonexistent:" + dir).c_str(), 1);
+  auto p = ResolveModel("lbpcascade_animeface");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(*p, dir + "/lbpcascade_animeface.xml");
+  auto miss = ResolveModel("haar_anime_face_detect");
+  ASSERT_FALSE(miss.ok());
+  EXPECT_NE(miss.status().message().find("moeforge models pull haar_anime_face_detect"), std::string::npos);
+  EXPECT_FALSE(ResolveModel("/no/such/model.onnx").ok());
+}
+
+}  // namespace
+}  // namespace moeforge
