@@ -104,3 +104,47 @@ TEST(Models, ResolvesByNameOnTheSearchPathAndExplainsMisses) {
 
 }  // namespace
 }  // namespace moeforge
+
+#include "core/config.h"
+
+namespace moeforge {
+namespace {
+
+TEST(Config, BindsOverridesAndRejectsUnknownKeys) {
+  auto cfg = Config::Parse("workspace = 'ws'\n[train]\nsteps = 100\nlr = 2e-4\n[detect]\ncrop_size = [64, 128]\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  ASSERT_TRUE(cfg->ApplyOverride("train.steps=250").ok());
+  ASSERT_TRUE(cfg->ApplyOverride("crawl.tags=solo").ok()) << "a bare word is a string";
+  std::string ws, tags;
+  int64_t steps = 0;
+  double lr = 0;
+  std::vector<int> sizes;
+  ConfigBinder b(*cfg);
+  b.Bind("workspace", &ws);
+  b.Bind("train.steps", &steps);
+  b.Bind("train.lr", &lr);
+  b.Bind("detect.crop_size", &sizes);
+  b.Bind("crawl.tags", &tags);
+  EXPECT_TRUE(b.Finish().ok()) << b.Finish().ToString();
+  EXPECT_EQ(ws, "ws");
+  EXPECT_EQ(steps, 250);
+  EXPECT_DOUBLE_EQ(lr, 2e-4);
+  EXPECT_EQ(sizes, (std::vector<int>{64, 128}));
+  EXPECT_EQ(tags, "solo");
+
+  auto bad = Config::Parse("[train]\nstepz = 1\nsteps = 'many'\n");
+  ASSERT_TRUE(bad.ok());
+  ConfigBinder b2(*bad);
+  b2.Bind("train.steps", &steps);
+  Status s = b2.Finish();
+  EXPECT_EQ(s.ExitCode(), 2);
+  EXPECT_NE(s.message().find("unknown key 'train.stepz'"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("train.steps: expected a number"), std::string::npos) << s.ToString();
+
+  auto broken = Config::Parse("[train\n", "run.toml");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("run.toml:1"), std::string::npos) << broken.status().ToString();
+}
+
+}  // namespace
+}  // namespace moeforge
