@@ -30,7 +30,11 @@ Command AddDetectCommand(CLI::App& root);      // detect_cmd.cpp
 Command AddTagCommand(CLI::App& root);         // tag_cmd.cpp (tag, tag train)
 Command AddTrainCommand(CLI::App& root);       // train_cmd.cpp
 Command AddSampleCommand(CLI::App& root);      // sample_cmd.cpp
+Command AddEvalCommand(CLI::App& root);        // eval_cmd.cpp
 Command AddDemoCommand(CLI::App& root);        // demo_cmd.cpp
+Command AddRunCommand(CLI::App& root);         // run_cmd.cpp
 Command AddModelsCommand(CLI::App& root);      // models_cmd.cpp
+Command AddViewCommand(CLI::App& root);        // view_cmd.cpp
+Command AddExportCommand(CLI::App& root);      // export_cmd.cpp
 
 }  // namespace moeforge::cli

@@ -1,0 +1,82 @@
+// moeforge demo [--out DIR]: the whole pipeline against the in-process demo booru.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "cli/pipeline.h"
+#include "core/models.h"
+#include "demo/server.h"
+
+namespace moeforge::cli {
+
+Command AddDemoCommand(CLI::App& root) {
+  auto* app = root.add_subcommand(
+      "demo", "Crawl -> detect -> tag -> train -> sample against the built-in demo booru, on loopback");
+  struct Opts {
+    std::string out = "moeforge-demo";
+    int posts = 240;
+    uint64_t seed = 1;
+    int64_t steps = 400;
+    int resolution = 32;
+    int tag_epochs = 12;
+    int threads = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app->add_option("--out", o->out, "Folder for the demo workspace (WS = OUT/ws) and the sample grid")
+      ->capture_default_str();
+  app->add_option("--posts", o->posts, "Posts the demo booru serves")->capture_default_str()->check(CLI::Range(10, 100000));
+  app->add_option("--seed", o->seed, "Demo booru seed")->capture_default_str();
+  app->add_option("--steps", o->steps, "GAN training steps")->capture_default_str()->check(CLI::Range(1, 10000000));
+  app->add_option("--resolution", o->resolution, "GAN resolution")->capture_default_str()->check(CLI::IsMember({32, 64, 128}));
+  app->add_option("--tag-epochs", o->tag_epochs, "Epochs of the built-in tagger")->capture_default_str()->check(CLI::Range(1, 1000));
+  app->add_option("--threads", o->threads, "Threads for every stage (0 = all cores)")->capture_default_str();
+  app->add_flag("--json", o->json, "Stage summaries as JSON lines");
+  return {app, [o]() -> int {
+            // Fail early, with the fix, when the detector model is missing.
+            auto cascade = ResolveModel("lbpcascade_animeface");
+            if (!cascade.ok()) return Fail("demo", cascade.status());
+
+            demo::DemoBooru::Options bo;
+            bo.posts = o->posts;
+            bo.seed = o->seed;
+            demo::DemoBooru booru(bo);
+            Status s = booru.Start();
+            if (!s.ok()) return Fail("demo", s.WithContext("starting the demo booru"));
+            std::fprintf(stderr, "demo booru listening on %s (%d posts)\n", booru.base_url().c_str(), o->posts);
+
+            PipelineConfig p;
+            p.json = o->json;
+            p.workspace = o->out + "/ws";
+            p.crawl.source = "danbooru";
+            p.crawl.url = booru.base_url();
+            p.crawl.limit = o->posts;
+            p.detect.crop_sizes = {std::max(64, o->resolution)};
+            p.detect.threads = o->threads;
+            p.tag_train.epochs = o->tag_epochs;
+            p.tag_train.threads = o->threads;
+            p.tag.threads = o->threads;
+            p.train.run = "demo";
+            p.train.resolution = o->resolution;
+            p.train.steps = o->steps;
+            p.train.batch = 32;
+            p.train.g_channels = 32;
+            p.train.g_blocks = 4;
+            p.train.d_channels = 32;
+            p.train.d_blocks = 1;
+            p.train.threads = o->threads;
+            p.train.checkpoint_every = 100;
+            p.train.sample_every = 100;
+            p.train.resume = true;  // re-running the demo continues its run
+            p.sample.n = 16;
+            p.sample.seed = 1;
+            p.sample.out = std::filesystem::absolute(o->out + "/sample.png").string();
+            auto out = RunPipeline(p);
+            booru.Stop();
+            if (!out.ok()) return Fail("demo", out.status());
+            std::printf("demo: done; workspace %s, sample grid at %s\n", p.workspace.c_str(), out->c_str());
+            return 0;
+          }};
+}
+
+}  // namespace moeforge::cli
