@@ -67,7 +67,8 @@ Command AddDemoCommand(CLI::App& root) {
             p.train.threads = o->threads;
             p.train.checkpoint_every = 100;
             p.train.sample_every = 100;
-            p.train.resume = true;  // re-running the demo continues its run
+            // Re-running the demo continues its run rather than starting over.
+            p.train.resume = std::filesystem::exists(p.workspace + "/runs/" + p.train.run + "/config.json");
             p.sample.n = 16;
             p.sample.seed = 1;
             p.sample.out = std::filesystem::absolute(o->out + "/sample.png").string();
