@@ -1,0 +1,115 @@
+// The built-in tagger's model file and training core.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include <opencv2/imgproc.hpp>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/workspace.h"
+#include "tagger/builtin/builtin_tagger.h"
+#include "tagger/builtin/train.h"
+
+namespace moeforge::tagger {
+namespace {
+
+std::string TmpPath(const std::string& name) {
+  return std::string(MOEFORGE_BINARY_DIR) + "/tagger_builtin_" + std::to_string(::getpid()) + "_" + name;
+}
+
+TEST(BuiltinTaggerTest, ModelFileRoundTrips) {
+  TaggerNetOptions o;
+  o.width = 8;
+  o.blocks = 3;
+  BuiltinTagger t(TagSchema::Default(), o, 32);
+  std::vector<float> th(34, 0.5f);
+  th[20] = 0.37f;
+  t.set_thresholds(th);
+  std::string path = TmpPath("model.pt");
+  ASSERT_TRUE(t.Save(path).ok());
+  EXPECT_EQ(t.sha256(), Sha256File(path).value());
+
+  auto l = BuiltinTagger::Load(path);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  auto& m = **l;
+  EXPECT_EQ(m.sha256(), t.sha256());
+  EXPECT_EQ(m.input_size(), 32);
+  EXPECT_EQ(m.schema().ToToml(), TagSchema::Default().ToToml());
+  EXPECT_FLOAT_EQ(m.thresholds()[20], 0.37f);
+  torch::manual_seed(3);
+  auto x = torch::rand({4, 3, 32, 32}) * 2 - 1;
+  EXPECT_TRUE(torch::allclose(m.Logits(x), t.Logits(x)));
+  EXPECT_EQ(m.Logits(x).sizes(), (std::vector<int64_t>{4, 34}));
+  EXPECT_EQ(m.Features(x).sizes(), (std::vector<int64_t>{4, 32}));  // 8 -> 16 -> 32 channels
+  // Another size is resized to the input size.
+  EXPECT_EQ(m.Logits(torch::zeros({2, 3, 64, 64})).size(0), 2);
+  // Exclusive groups are distributions; binaries are independent.
+  auto p = m.Probabilities(x);
+  EXPECT_NEAR(p[0].narrow(0, 0, 13).sum().item<float>(), 1.0f, 1e-5);
+  EXPECT_NEAR(p[0].narrow(0, 24, 10).sum().item<float>(), 1.0f, 1e-5);
+  std::filesystem::remove(path);
+}
+
+TEST(BuiltinTaggerTest, BadFilesAreErrors) {
+  EXPECT_EQ(BuiltinTagger::Load(TmpPath("missing.pt")).status().code(), Status::Code::kNotFound);
+  std::string junk = TmpPath("junk.pt");
+  ASSERT_TRUE(WriteFileAtomic(junk, "not a model", 11).ok());
+  EXPECT_EQ(BuiltinTagger::Load(junk).status().code(), Status::Code::kCorrupt);
+  // A torch archive without our metadata.
+  torch::serialize::OutputArchive a;
+  a.write("x", torch::zeros({2}));
+  a.save_to(junk);
+  EXPECT_EQ(BuiltinTagger::Load(junk).status().code(), Status::Code::kCorrupt);
+  std::filesystem::remove(junk);
+}
+
+// The schema is data: a user's own tag list (here, shapes' colours and a stripe) trains
+// the same way.
+TEST(BuiltinTaggerTest, TrainsOnAUsersOwnSchema) {
+  auto schema = TagSchema::FromToml(R"(name = "shapes"
+[[group]]
+name = "colour"
+exclusive = true
+tags = ["red_shape", "green_shape", "blue_shape"]
+[[group]]
+name = "marks"
+tags = ["stripe"]
+)");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  std::mt19937_64 rng(5);
+  std::vector<LabeledCrop> crops;
+  const cv::Scalar colours[] = {{40, 40, 220}, {40, 200, 40}, {220, 60, 40}};
+  const char* names[] = {"red_shape", "green_shape", "blue_shape"};
+  for (int i = 0; i < 240; ++i) {
+    int c = static_cast<int>(rng() % 3);
+    bool stripe = rng() % 2;
+    cv::Mat m(24, 24, CV_8UC3, cv::Scalar(230, 230, 230));
+    int x = static_cast<int>(rng() % 8), y = static_cast<int>(rng() % 8);
+    cv::circle(m, {x + 8, y + 8}, 6, colours[c], -1);
+    if (stripe) cv::line(m, {0, 20}, {23, 20}, cv::Scalar(0, 0, 0), 2);
+    std::vector<std::string> tags = {names[c]};
+    if (stripe) tags.push_back("stripe");
+    crops.push_back({m, schema->Encode(tags), "k" + std::to_string(i)});
+  }
+  TrainCoreOptions o;
+  o.epochs = 6;
+  o.input_size = 16;
+  o.width = 8;
+  o.blocks = 2;
+  o.batch = 32;
+  o.val_fraction = 0.25;
+  o.quiet = true;
+  auto r = TrainOnCrops(*schema, crops, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->n_train + r->n_val, 240);
+  EXPECT_EQ(r->n_val, 60);
+  ASSERT_EQ(r->val.groups.size(), 1u);
+  EXPECT_GE(r->val.groups[0].accuracy(), 0.9) << r->val.ToText(*schema);
+  ASSERT_EQ(r->val.tags.size(), 1u);
+  EXPECT_GE(r->val.tags[0].f1(), 0.8) << r->val.ToText(*schema);
+}
+
+}  // namespace
+}  // namespace moeforge::tagger

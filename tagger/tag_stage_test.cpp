@@ -1,0 +1,231 @@
+// The tag stage end to end on a workspace of demo faces: train the built-in tagger from
+// source tags of single-character posts, tag every face, resume, re-tag beside.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+#include "db/dataset.h"
+#include "demo/render.h"
+#include "tagger/backend.h"
+#include "tagger/metrics.h"
+#include "tagger/tagger.h"
+#include "tagger/testing.h"
+
+namespace moeforge::tagger {
+namespace {
+
+int64_t Count(db::Database& db, const std::string& sql) { return db.QueryInt(sql).value(); }
+
+// One test so that one process trains once (CTest runs each test in its own process).
+TEST(TagStageTest, TrainTagResumeRetag) {
+  std::string root = std::string(MOEFORGE_BINARY_DIR) + "/tagger_test_ws_" + std::to_string(::getpid());
+  testing::FakeWorkspace fw(root);
+  std::mt19937_64 rng(7);
+  // 120 solo posts, 6 two-character posts (never trained on).
+  for (int i = 0; i < 120; ++i) {
+    auto tags = testing::RandomCharacterTags(rng);
+    auto post = tags;
+    post.insert(post.end(), {"1girl", "solo", "simple_background"});
+    fw.AddPost({demo::RenderFace(1000 + i, tags, 64)}, post);
+  }
+  std::vector<std::vector<std::string>> multi_truth;
+  for (int i = 0; i < 6; ++i) {
+    auto a = testing::RandomCharacterTags(rng), b = testing::RandomCharacterTags(rng);
+    auto post = a;
+    post.insert(post.end(), b.begin(), b.end());
+    post.insert(post.end(), {"2girls", "multiple_girls"});
+    multi_truth.push_back(a);
+    multi_truth.push_back(b);
+    fw.AddPost({demo::RenderFace(5000 + 2 * i, a, 64), demo::RenderFace(5001 + 2 * i, b, 64)}, post);
+  }
+  const int64_t kFaces = 132;
+  TagTrainOptions to;
+  to.epochs = 12;
+  to.input_size = 32;
+  to.width = 16;
+  to.batch = 32;
+  to.threads = 1;
+  to.quiet = true;
+  to.val_fraction = 0.15;
+  auto train = TrainTagger(fw.ws(), to);
+  const std::string model = fw.ws().models_dir() + "/builtin-tagger.pt";
+  {
+    SCOPED_TRACE("train on single-character posts only");
+    ASSERT_TRUE(train.ok()) << train.status().ToString();
+    EXPECT_EQ(train->done, 120);
+    EXPECT_EQ(train->skipped, 12);  // the two-character posts' faces
+    ASSERT_TRUE(std::filesystem::exists(model));
+    EXPECT_EQ(train->extra["sha256"].get<std::string>(), Sha256File(model).value());
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM stage_runs WHERE stage = 'tag-train' AND done = 120"), 1);
+  }
+  {
+    // The crops of a two-character picture get each character's own hair colour, not
+    // the post's union (the model never saw these posts). 12 faces, 13 colours: chance 8%.
+    SCOPED_TRACE("multi-character crops");
+    auto backend = OpenBuiltinTagger(model);
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    std::vector<cv::Mat> mats;
+    std::vector<std::vector<float>> truth;
+    const auto& schema = (*backend)->schema();
+    for (size_t i = 0; i < multi_truth.size(); ++i) {
+      mats.push_back(demo::RenderFace(5000 + i, multi_truth[i], 64));
+      truth.push_back(schema.Encode(multi_truth[i]));
+    }
+    auto scores = (*backend)->Score(mats);
+    ASSERT_TRUE(scores.ok());
+    auto report = Evaluate(schema, *scores, truth, (*backend)->thresholds());
+    ASSERT_EQ(report.groups.size(), 2u);
+    EXPECT_GE(report.groups[0].accuracy(), 0.5) << report.ToText(schema);
+  }
+  TagOptions o;
+  o.tagger = "builtin:" + model;
+  o.quiet = true;
+  o.threads = 1;
+  {
+    SCOPED_TRACE("tag every face once, resumably");
+    o.limit = 50;
+    auto first = Tag(fw.ws(), o);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_EQ(first->done, 50);
+    o.limit = 0;
+    auto rest = Tag(fw.ws(), o);
+    ASSERT_TRUE(rest.ok());
+    EXPECT_EQ(rest->done, kFaces - 50);
+    auto again = Tag(fw.ws(), o);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->done, 0);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM taggers"), 1);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM face_tags"), kFaces * 34);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(DISTINCT face_id) FROM v_face_tags WHERE tagger = 'builtin:builtin-tagger'"),
+              kFaces);
+  }
+  {
+    SCOPED_TRACE("a new threshold is a new tagger beside the old");
+    o.thresholds = {0.25f};
+    auto r = Tag(fw.ws(), o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->done, kFaces);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM taggers"), 2);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM face_tags"), 2 * kFaces * 34);
+    auto t = db::FindTagger(fw.db(), "builtin:builtin-tagger");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_FLOAT_EQ(t->thresholds[20], 0.25f);  // the newest row
+  }
+  {
+    // Re-tagging with another model: its rows sit beside the built-in tagger's, and a
+    // dataset or view asks for one by name.
+    SCOPED_TRACE("a second tagger beside the first; views pick the one asked for");
+    TagOptions w;
+    w.tagger = "wd14:" + std::string(MOEFORGE_SOURCE_DIR) + "/tests/fixtures/tagger/wd14_tiny";
+    w.quiet = true;
+    auto r = Tag(fw.ws(), w);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->done, kFaces);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(DISTINCT tagger) FROM v_face_tags"), 2);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM v_face_tags WHERE tagger = 'wd14:wd14_tiny'"), kFaces * 34);
+    auto wd = db::LoadDataset(fw.db(), "", "wd14:wd14_tiny");
+    auto bi = db::LoadDataset(fw.db(), "", "builtin:builtin-tagger");
+    ASSERT_TRUE(wd.ok()) << wd.status().ToString();
+    ASSERT_TRUE(bi.ok()) << bi.status().ToString();
+    EXPECT_EQ(wd->tagger, "wd14:wd14_tiny");
+    EXPECT_EQ(bi->tagger, "builtin:builtin-tagger");
+    ASSERT_EQ(wd->size(), static_cast<size_t>(kFaces));
+    ASSERT_EQ(bi->size(), static_cast<size_t>(kFaces));
+    // Each dataset's scores are that tagger's own rows.
+    for (const auto* ds : {&*wd, &*bi}) {
+      auto q = fw.db().Prepare("SELECT score FROM v_face_tags WHERE tagger = ? AND face_id = ? AND tag = 'blue_eyes' LIMIT 1");
+      ASSERT_TRUE(q.ok());
+      q->BindAll(ds->tagger, ds->face_ids[0]);
+      ASSERT_TRUE(q->Step().value());
+      EXPECT_FLOAT_EQ(static_cast<float>(q->Double(0)), ds->scores[24]) << ds->tagger;
+    }
+    ASSERT_TRUE(db::CreateView(fw.db(), {"by_wd14", "1", "wd14:wd14_tiny", ""}).ok());
+    auto v = db::LoadDataset(fw.db(), "by_wd14", "");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(v->tagger, "wd14:wd14_tiny");
+    EXPECT_EQ(v->scores, wd->scores);
+    EXPECT_NE(wd->scores, bi->scores);
+  }
+  std::filesystem::remove_all(root);
+}
+
+TEST(TagStageTest, BadInputIsAnErrorNotACrash) {
+  std::string root = std::string(MOEFORGE_BINARY_DIR) + "/tagger_test_bad_" + std::to_string(::getpid());
+  testing::FakeWorkspace fw(root);
+  TagOptions o;
+  o.quiet = true;
+  const std::pair<std::string, Status::Code> cases[] = {
+      {"nonsense", Status::Code::kInvalidArgument},
+      {"foo:bar", Status::Code::kInvalidArgument},
+      {"builtin:/no/such/model.pt", Status::Code::kNotFound},
+      {"wd14:/no/such/dir", Status::Code::kNotFound},
+  };
+  for (const auto& [spec, code] : cases) {
+    o.tagger = spec;
+    auto r = Tag(fw.ws(), o);
+    ASSERT_FALSE(r.ok()) << spec;
+    EXPECT_EQ(r.status().code(), code) << spec << ": " << r.status().ToString();
+  }
+  o.tagger = "wd14:" + std::string(MOEFORGE_SOURCE_DIR) + "/tests/fixtures/tagger/wd14_tiny";
+  o.thresholds = {0.1f, 0.2f};
+  EXPECT_EQ(Tag(fw.ws(), o).status().code(), Status::Code::kInvalidArgument);
+  o.thresholds = {1.5f};
+  EXPECT_EQ(Tag(fw.ws(), o).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(Tag(Workspace(root + "-missing"), TagOptions{"builtin:x"}).status().code(), Status::Code::kNotFound);
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace moeforge::tagger
+
+namespace moeforge::tagger {
+namespace {
+
+// The real binary: `moeforge tag` with a tagger, --json summary, exit statuses.
+std::pair<int, std::string> RunBin(const std::string& args) {
+  const char* bin = std::getenv("MOEFORGE_BIN");
+  std::string cmd = std::string(bin ? bin : MOEFORGE_BINARY_DIR "/cli/moeforge") + " " + args + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  int rc = p ? ::pclose(p) : -1;
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+
+TEST(TagCliTest, TagsAWorkspaceAndExitsTwoOnBadUsage) {
+  std::string root = std::string(MOEFORGE_BINARY_DIR) + "/tagger_cli_ws_" + std::to_string(::getpid());
+  {
+    testing::FakeWorkspace fw(root);
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 5; ++i) fw.AddPost({demo::RenderFace(i, testing::RandomCharacterTags(rng), 64)}, {"solo"});
+  }
+  std::string wd14 = std::string(MOEFORGE_SOURCE_DIR) + "/tests/fixtures/tagger/wd14_tiny";
+  auto [rc, out] = RunBin("tag -w " + root + " --tagger wd14:" + wd14 + " --json");
+  ASSERT_EQ(rc, 0) << out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  auto last = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+  auto j = nlohmann::json::parse(last);
+  EXPECT_EQ(j["stage"], "tag");
+  EXPECT_EQ(j["done"], 5);
+  EXPECT_EQ(RunBin("tag -w " + root + " --tagger wd14:" + wd14 + " --json").second.find("\"done\":0") != std::string::npos,
+            true);
+  EXPECT_EQ(RunBin("tag -w " + root).first, 2);                                  // no --tagger
+  EXPECT_EQ(RunBin("tag -w " + root + " --tagger nonsense").first, 2);           // bad spec
+  EXPECT_EQ(RunBin("tag -w " + root + " --tagger wd14:" + wd14 + " --batch x").first, 2);
+  EXPECT_EQ(RunBin("tag -w " + root + " --tagger wd14:" + root + "/none.onnx").first, 2);  // not found
+  EXPECT_EQ(RunBin("tag -w " + root + " --tagger wd14:" + std::string(MOEFORGE_SOURCE_DIR) +
+                   "/tests/fixtures/tagger/wd14_unsupported").first, 1);  // unsupported graph
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace moeforge::tagger

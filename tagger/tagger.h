@@ -1,0 +1,64 @@
+// The tag stage (DESIGN.md, issue 6): scores every face crop of a workspace with a
+// tagger and stores one face_tags row per (face, schema tag), under the tagger's
+// provenance (name + model SHA-256 + parameters), so a second tagger's rows sit beside
+// the first's. Also trains the built-in tagger from the source tags of
+// single-character posts.
+//
+// Taggers ("--tagger" spec):
+//   builtin:MODEL   a model file written by TrainTagger (LibTorch CNN)
+//   wd14:DIR|FILE   WD14 ONNX (model.onnx + selected_tags.csv), through OpenCV dnn
+//   i2v:DIR|FILE    Illustration2Vec Caffe (*.prototxt + *.caffemodel + tag_list.json)
+// External vocabularies are mapped onto the tag schema by Danbooru tag name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/workspace.h"
+#include "db/stage_run.h"
+
+namespace moeforge::tagger {
+
+struct TagTrainOptions {
+  std::string out;             // model file; "" = WS/models/builtin-tagger.pt
+  int epochs = 15;
+  int input_size = 64;         // crops are resized to input_size x input_size
+  int batch = 64;
+  int threads = 0;             // 0 = all cores
+  double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
+  double lr = 2e-3;            // AdamW
+  int width = 16;              // channels of the first conv block (doubles per block)
+  uint64_t seed = 1;
+  std::string schema;          // "" = the default 34; else a TOML file
+  std::string detector;        // only faces of this detector name; "" = any
+  int max_faces = 0;           // cap on training faces (0 = all); for quick runs
+  bool json = false;           // summary as JSON
+  bool quiet = false;          // no progress line
+};
+
+// Trains the built-in tagger on the face crops of single-character posts (source tag
+// `solo`, or exactly one face found in the image) against their source tags mapped
+// onto the schema; splits train/validation by post; calibrates per-tag thresholds on
+// validation (max F1). summary.extra carries model path, sha256, validation accuracy of
+// each exclusive group and F1 of each binary tag.
+Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o);
+
+struct TagOptions {
+  std::string tagger;              // builtin:MODEL | wd14:PATH | i2v:PATH
+  std::vector<float> thresholds;   // one value for every tag, or one per schema tag; {} = the model's
+  int batch = 64;
+  int threads = 0;                 // 0 = all cores
+  std::string schema;              // external taggers: schema to map onto ("" = default)
+  std::string detector;            // only faces of this detector name; "" = any
+  int limit = 0;                   // at most this many faces this run (0 = all)
+  bool json = false;
+  bool quiet = false;
+};
+
+// Scores every face this tagger (name + model sha + params) has not scored yet and
+// writes its rows; resumable. summary.extra: tagger_id, tagger name, model sha256.
+Result<db::StageSummary> Tag(const Workspace& ws, const TagOptions& o);
+
+}  // namespace moeforge::tagger
