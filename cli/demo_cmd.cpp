@@ -16,7 +16,7 @@ Command AddDemoCommand(CLI::App& root) {
     std::string out = "moeforge-demo";
     int posts = 240;
     uint64_t seed = 1;
-    int64_t steps = 400;
+    int64_t steps = 300;
     int resolution = 32;
     int tag_epochs = 12;
     int threads = 0;
