@@ -1,0 +1,38 @@
+// moeforge sample -w WS --run NAME [--tags "blonde_hair blue_eyes smile"] [--n 16] [--seed S]
+//                 [--interpolate-to SEED2] -o OUT.png
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "trainer/trainer.h"
+
+namespace moeforge::cli {
+
+Command AddSampleCommand(CLI::App& root) {
+  auto* app = root.add_subcommand("sample", "Generate faces with chosen tags from a trained run");
+  auto ws = std::make_shared<std::string>();
+  auto o = std::make_shared<trainer::SampleOptions>();
+  app->add_option("-w,--workspace", *ws, "Workspace folder")->required();
+  app->add_option("--run", o->run, "Run name")->required();
+  app->add_option("--tags", o->tags,
+                  "Tags to draw (schema names); exclusive groups not named are drawn from the data, "
+                  "binary tags not named are off")
+      ->capture_default_str();
+  app->add_option("--n", o->n, "Number of images")->capture_default_str();
+  app->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
+  app->add_option("--interpolate-to", o->interpolate_to_seed,
+                  "Second seed: n frames from --seed's noise to this one's, same tags (-1: off)")
+      ->capture_default_str();
+  app->add_option("--columns", o->columns, "Grid columns (0: about sqrt(n); a row for interpolation)")
+      ->capture_default_str();
+  app->add_option("--threads", o->threads, "CPU threads (0: all cores)")->capture_default_str();
+  app->add_option("-o,--out", o->out, "Output PNG")->required();
+  return {app, [ws, o]() -> int {
+            auto p = trainer::Sample(Workspace(*ws), *o);
+            if (!p.ok()) return Fail("sample", p.status());
+            std::printf("%s\n", p->c_str());
+            return 0;
+          }};
+}
+
+}  // namespace moeforge::cli

@@ -1,0 +1,107 @@
+// The models and losses of the trainer (private to trainer/): the SRResNet-style
+// generator, the residual discriminator with its real/fake and tag heads, and the
+// DRAGAN + ACGAN losses of DESIGN.md.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/torch.h>
+
+namespace moeforge::trainer {
+
+struct GanConfig {
+  int resolution = 64;  // 16 * 2^k
+  int tags = 34;        // T
+  int z_dim = 128;
+  int g_channels = 64;
+  int g_blocks = 16;
+  int d_channels = 32;
+  int d_blocks = 2;
+};
+
+// Upsampling blocks after the 16x16 start (32 px: 1, 64: 2, 128: 3); -1 when the
+// resolution is not 16 * 2^k with k in 1..3.
+int UpsampleBlocks(int resolution);
+// Discriminator stages after its first conv (each halves the size down to 4x4).
+int DiscriminatorStages(int resolution);
+
+struct GeneratorImpl : torch::nn::Module {
+  explicit GeneratorImpl(const GanConfig& c);
+  // z: N x z_dim, tags: N x T (0/1) -> N x 3 x R x R in [-1, 1].
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& tags);
+
+  GanConfig cfg;
+  bool channels_last = false;  // run the convolutions in NHWC
+  torch::nn::Linear fc{nullptr};
+  torch::nn::BatchNorm2d bn0{nullptr};
+  torch::nn::ModuleList blocks;      // residual: conv-BN-ReLU-conv-BN
+  torch::nn::Conv2d post_conv{nullptr};
+  torch::nn::BatchNorm2d post_bn{nullptr};
+  torch::nn::ModuleList ups;         // conv C->4C, PixelShuffle(2), BN, ReLU
+  torch::nn::Conv2d out_conv{nullptr};  // 9x9 -> 3
+};
+TORCH_MODULE(Generator);
+
+struct DiscriminatorOut {
+  torch::Tensor logit;  // N: real/fake
+  torch::Tensor tags;   // N x T: tag logits
+};
+
+struct DiscriminatorImpl : torch::nn::Module {
+  explicit DiscriminatorImpl(const GanConfig& c);
+  DiscriminatorOut forward(const torch::Tensor& x);
+
+  GanConfig cfg;
+  bool channels_last = false;
+  torch::nn::Conv2d in_conv{nullptr};  // 4x4 / 2
+  torch::nn::ModuleList stages;        // residual blocks, then conv 4x4 / 2 (LeakyReLU)
+  torch::nn::Linear adv{nullptr};
+  torch::nn::Linear cls{nullptr};
+};
+TORCH_MODULE(Discriminator);
+
+// Moves the 4-D parameters (conv weights) to NHWC or back; set the module's
+// channels_last flag too so activations follow.
+void ToMemoryFormat(torch::nn::Module& m, bool channels_last);
+
+// DRAGAN's perturbation of real data: x + 0.5 * std(x) * U[0,1) per element.
+torch::Tensor Perturb(const torch::Tensor& x);
+// The gradient penalty at x_hat = x + a * (x_p - x), a ~ U[0,1) per sample:
+// mean over the batch of (||grad_{x_hat} D_logit(x_hat)||_2 - 1)^2. create_graph so that
+// it trains D. `alpha` (N) may be given for tests; undefined = drawn.
+torch::Tensor GradientPenalty(Discriminator& d, const torch::Tensor& x, const torch::Tensor& x_p,
+                              torch::Tensor alpha = {});
+
+struct LossTerms {
+  torch::Tensor total;
+  torch::Tensor adv;  // BCE real/fake part (unweighted)
+  torch::Tensor cls;  // BCE of the tag head
+  torch::Tensor gp;   // D only
+};
+
+// D = l_adv * BCE(real -> 1, fake -> 0) + BCE(tags on real) + l_gp * GP.
+// The real/fake BCE is the sum of its real and fake halves, each a batch mean.
+LossTerms DiscriminatorLoss(const DiscriminatorOut& real, const DiscriminatorOut& fake,
+                            const torch::Tensor& real_tags, const torch::Tensor& gp, double l_adv, double l_gp);
+// G = l_adv * BCE(fake -> 1) + BCE(tags of fake vs the tags it was asked for).
+LossTerms GeneratorLoss(const DiscriminatorOut& fake, const torch::Tensor& fake_tags, double l_adv);
+
+struct StepConfig {
+  double l_adv = 34;
+  double l_gp = 0.5;
+  bool bf16 = false;  // CPU autocast to bfloat16 for the forward passes
+};
+
+struct StepLosses {
+  double d_total = 0, d_adv = 0, d_cls = 0, gp = 0;
+  double g_total = 0, g_adv = 0, g_cls = 0;
+};
+
+// One DRAGAN step: fake = G(z, fake_tags); a D update on (real, fake, GP on perturbed
+// real); a G update through D on the same fake. Draws the perturbation and the GP's
+// alpha from the default CPU generator.
+StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, torch::optim::Adam& opt_d,
+                     const torch::Tensor& real, const torch::Tensor& real_tags, const torch::Tensor& z,
+                     const torch::Tensor& fake_tags, const StepConfig& c);
+
+}  // namespace moeforge::trainer

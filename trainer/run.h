@@ -1,0 +1,69 @@
+// One run's files (private to trainer/): its config, its atomic checkpoint and its
+// sample grids. Shared by train, sample, eval and the tests.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/status.h"
+#include "core/tag_schema.h"
+#include "core/workspace.h"
+#include "trainer/data_cache.h"
+#include "trainer/gan.h"
+
+namespace moeforge::trainer {
+
+// What config.json holds: everything needed to rebuild the models and draw tags.
+struct RunConfig {
+  GanConfig gan;
+  TagSchema schema;
+  std::vector<double> tag_freq;  // per tag, in the training data
+  nlohmann::json options;        // the TrainOptions the run was started with
+  nlohmann::json ToJson() const;
+  static Result<RunConfig> FromJson(const nlohmann::json& j);
+};
+
+std::string RunDir(const Workspace& ws, const std::string& run);
+std::string CheckpointPath(const Workspace& ws, const std::string& run);
+Status SaveRunConfig(const Workspace& ws, const std::string& run, const RunConfig& c);
+Result<RunConfig> LoadRunConfig(const Workspace& ws, const std::string& run);
+
+// The state the training loop resumes from.
+struct TrainState {
+  int64_t step = 0;                // steps done
+  std::string data_rng;            // std::mt19937_64 state (flips, fake tags), as text
+  torch::Tensor torch_rng;         // CPU generator state (noise, perturbation, alpha)
+  std::vector<int64_t> order;      // the current epoch's permutation of the cache
+  int64_t epoch = 0;
+  int64_t position = 0;            // next index into order
+};
+
+// Writes models, optimizers and state to `path` atomically (tmp, fsync, rename).
+Status SaveCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam& opt_g,
+                      torch::optim::Adam& opt_d, const TrainState& st);
+// Reads what SaveCheckpoint wrote; optimizers may be null (sampling).
+// Tensors land on `device` (the models' and optimizers' device); RNG state and data
+// order stay on the CPU.
+Status LoadCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam* opt_g,
+                      torch::optim::Adam* opt_d, TrainState* st, torch::Device device = torch::kCPU);
+
+// Rebuilds a run's generator (eval mode) from config.json and checkpoint.pt.
+Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, RunConfig* config);
+
+// The fixed tag rows of the training-time sample grids: one row per tag of the first
+// exclusive group that the data has (most frequent first, at most `rows`), cycling through the second
+// exclusive group's tags likewise; binary tags off. Labels name each row's tags.
+torch::Tensor FixedTagRows(const TagSchema& schema, const std::vector<double>& freq, int rows,
+                           std::vector<std::string>* labels);
+
+// Writes N x 3 x R x R images in [-1, 1] as a PNG grid of `cols` columns, with a label
+// strip on the left when `row_labels` is not empty.
+Status WriteGrid(const torch::Tensor& images, int cols, const std::vector<std::string>& row_labels,
+                 const std::string& path);
+
+}  // namespace moeforge::trainer

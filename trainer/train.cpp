@@ -1,0 +1,372 @@
+// The training loop: dataset -> packed cache -> DRAGAN steps, with per-step metrics in
+// the database, atomic checkpoints and sample grids under WS/runs/<run>/.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <thread>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "core/progress.h"
+#include "db/dataset.h"
+#include "db/db.h"
+#include "trainer/data_cache.h"
+#include "trainer/gan.h"
+#include "trainer/run.h"
+#include "trainer/trainer.h"
+
+namespace moeforge::trainer {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+nlohmann::json OptionsJson(const TrainOptions& o) {
+  return {{"view", o.view},
+          {"run", o.run},
+          {"tagger", o.tagger},
+          {"resolution", o.resolution},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"threads", o.threads},
+          {"z_dim", o.z_dim},
+          {"g_channels", o.g_channels},
+          {"g_blocks", o.g_blocks},
+          {"d_channels", o.d_channels},
+          {"d_blocks", o.d_blocks},
+          {"lr", o.lr},
+          {"beta1", o.beta1},
+          {"beta2", o.beta2},
+          {"l_adv", o.l_adv},
+          {"l_gp", o.l_gp},
+          {"seed", o.seed},
+          {"deterministic", o.deterministic},
+          {"memory_format", o.memory_format},
+          {"bf16", o.bf16}};
+}
+
+// A resumed run keeps the model, data and optimisation settings it was started with;
+// only the length, threads and reporting may change.
+void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
+  o.view = j.value("view", o.view);
+  o.tagger = j.value("tagger", o.tagger);
+  o.resolution = j.value("resolution", o.resolution);
+  o.batch = j.value("batch", o.batch);
+  o.z_dim = j.value("z_dim", o.z_dim);
+  o.g_channels = j.value("g_channels", o.g_channels);
+  o.g_blocks = j.value("g_blocks", o.g_blocks);
+  o.d_channels = j.value("d_channels", o.d_channels);
+  o.d_blocks = j.value("d_blocks", o.d_blocks);
+  o.lr = j.value("lr", o.lr);
+  o.beta1 = j.value("beta1", o.beta1);
+  o.beta2 = j.value("beta2", o.beta2);
+  o.l_adv = j.value("l_adv", o.l_adv);
+  o.l_gp = j.value("l_gp", o.l_gp);
+  o.seed = j.value("seed", o.seed);
+  o.deterministic = j.value("deterministic", o.deterministic);
+  o.memory_format = j.value("memory_format", o.memory_format);
+  o.bf16 = j.value("bf16", o.bf16);
+}
+
+// Native bf16 arithmetic (otherwise autocast emulates it, slower than fp32).
+bool CpuHasBf16() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("flags", 0) == 0)
+      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+  return false;
+}
+
+Status Validate(const TrainOptions& o) {
+  if (UpsampleBlocks(o.resolution) < 0) return Status::InvalidArgument("--resolution must be 32, 64 or 128");
+  if (o.steps < 0) return Status::InvalidArgument("--steps must be >= 0");
+  if (o.batch < 1) return Status::InvalidArgument("--batch must be >= 1");
+  if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
+  if (o.g_channels < 1 || o.g_blocks < 0 || o.d_channels < 1 || o.d_blocks < 0 || o.z_dim < 1)
+    return Status::InvalidArgument("model sizes must be positive");
+  if (o.lr <= 0) return Status::InvalidArgument("--lr must be > 0");
+  if (o.checkpoint_every < 1 || o.sample_every < 1)
+    return Status::InvalidArgument("--checkpoint-every and --sample-every must be >= 1");
+  if (o.memory_format != "auto" && o.memory_format != "contiguous" && o.memory_format != "channels_last")
+    return Status::InvalidArgument("--memory-format must be auto, contiguous or channels_last");
+  if (o.run.empty() || o.run.find('/') != std::string::npos || o.run == "." || o.run == "..")
+    return Status::InvalidArgument("--run must be a plain name");
+  if (o.nproc != 1)
+    return Status::Unsupported("--nproc " + std::to_string(o.nproc) +
+                               ": data-parallel training over c10d is not implemented in this build; use --nproc 1");
+  return Status::Ok();
+}
+
+std::string RngToString(const std::mt19937_64& rng) {
+  std::ostringstream s;
+  s << rng;
+  return s.str();
+}
+
+// The next batch's cache indexes, walking the epoch permutation; a new permutation
+// (from the data RNG) at each epoch.
+std::vector<int64_t> NextIndexes(TrainState& st, int64_t n, int batch, std::mt19937_64& rng) {
+  std::vector<int64_t> idx;
+  idx.reserve(batch);
+  for (int j = 0; j < batch; ++j) {
+    if (st.position >= static_cast<int64_t>(st.order.size())) {
+      st.order.resize(n);
+      std::iota(st.order.begin(), st.order.end(), 0);
+      std::shuffle(st.order.begin(), st.order.end(), rng);
+      ++st.epoch;
+      st.position = 0;
+    }
+    idx.push_back(st.order[st.position++]);
+  }
+  return idx;
+}
+
+}  // namespace
+
+Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
+  TrainOptions o = opts;
+  MF_RETURN_IF_ERROR(Validate(o));
+  MF_RETURN_IF_ERROR(ws.CheckExists());
+  MF_ASSIGN_OR_RETURN(auto dbp, db::OpenWorkspace(ws));
+  db::Database& database = *dbp;
+  auto t0 = std::chrono::steady_clock::now();
+
+  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(threads);
+
+  const std::string dir = RunDir(ws, o.run);
+  const std::string config_path = dir + "/config.json";
+  const bool exists = std::filesystem::exists(config_path);
+  if (exists && !o.resume)
+    return Status::InvalidArgument("run '" + o.run + "' already exists in " + dir +
+                                   ": pass --resume to continue it, or choose another --run");
+  if (!exists && o.resume) return Status::NotFound("--resume: run '" + o.run + "' has no " + config_path);
+
+  RunConfig config;
+  std::string cache_path;
+  int64_t unreadable = 0;
+  if (exists) {
+    MF_ASSIGN_OR_RETURN(config, LoadRunConfig(ws, o.run));
+    ApplyStored(config.options, o);
+    cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
+    if (config.options.value("threads_used", threads) != threads && o.deterministic)
+      std::fprintf(stderr, "train: warning: run started with %d threads, now %d: results may differ bit for bit\n",
+                   config.options.value("threads_used", threads), threads);
+  } else {
+    MF_ASSIGN_OR_RETURN(db::Dataset data, db::LoadDataset(database, o.view, o.tagger));
+    if (data.size() == 0)
+      return Status::InvalidArgument("the dataset" + (o.view.empty() ? std::string() : " '" + o.view + "'") +
+                                     " has no tagged faces: run detect and tag first");
+    CacheSource src;
+    src.num_tags = data.schema.size();
+    for (size_t i = 0; i < data.size(); ++i) {
+      src.face_ids.push_back(data.face_ids[i]);
+      src.paths.push_back(ws.Abs(data.crop_paths[i]));
+      auto v = data.TagVector(i);
+      src.tags.insert(src.tags.end(), v.begin(), v.end());
+    }
+    cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
+    std::fprintf(stderr, "train: caching %zu faces at %d px into %s\n", data.size(), o.resolution, cache_path.c_str());
+    MF_ASSIGN_OR_RETURN(CacheBuildStats cs, BuildImageCache(src, o.resolution, cache_path));
+    unreadable = cs.unreadable;
+    MF_ASSIGN_OR_RETURN(ImageCache probe, ImageCache::Open(cache_path));
+    config.schema = data.schema;
+    config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
+    config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim, o.g_channels, o.g_blocks, o.d_channels, o.d_blocks};
+    o.tagger = data.tagger;
+    config.options = OptionsJson(o);
+    config.options["threads_used"] = threads;
+    MF_RETURN_IF_ERROR(SaveRunConfig(ws, o.run, config));
+  }
+  MF_ASSIGN_OR_RETURN(ImageCache cache, ImageCache::Open(cache_path));
+  if (cache.num_tags() != config.gan.tags || cache.resolution() != config.gan.resolution)
+    return Status::Corrupt(cache_path + " does not match the run's config");
+  TagSampler sampler(config.schema, config.tag_freq);
+  const double l_adv = o.l_adv < 0 ? config.gan.tags : o.l_adv;
+
+  if (o.bf16 && !CpuHasBf16()) o.bf16 = false;
+  if (o.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  torch::manual_seed(o.seed);
+  std::mt19937_64 data_rng(o.seed);
+
+  // CUDA when this LibTorch build has it and a GPU is visible; determinism (and the
+  // resume-to-the-bit guarantee) is for CPU runs.
+  const torch::Device device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const bool cuda = device.is_cuda();
+  Generator g(config.gan);
+  Discriminator d(config.gan);
+  g->to(device);
+  d->to(device);
+  // Measured on this project's 2-core AVX-512/AMX box (bench/train_compare.sh): NHWC is
+  // faster for the fp32 convolutions, plain NCHW as fast under bf16 autocast.
+  const bool channels_last = o.memory_format == "channels_last" || (o.memory_format == "auto" && !o.bf16 && !cuda);
+  g->channels_last = d->channels_last = channels_last;
+  ToMemoryFormat(*g, channels_last);
+  ToMemoryFormat(*d, channels_last);
+  auto adam = [&](std::vector<torch::Tensor> p) {
+    return torch::optim::Adam(std::move(p), torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}));
+  };
+  torch::optim::Adam opt_g = adam(g->parameters());
+  torch::optim::Adam opt_d = adam(d->parameters());
+
+  TrainState st;
+  const std::string ckpt = CheckpointPath(ws, o.run);
+  if (o.resume && std::filesystem::exists(ckpt)) {
+    MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, g, d, &opt_g, &opt_d, &st, device));
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(st.torch_rng);
+    std::istringstream(st.data_rng) >> data_rng;
+    if (st.order.size() != static_cast<size_t>(cache.size()))
+      return Status::Corrupt(ckpt + ": its data order does not match the cache");
+  }
+  const int64_t start_step = st.step;
+
+  // runs row (kept on resume).
+  const std::string now = db::NowIso();
+  {
+    MF_ASSIGN_OR_RETURN(db::Stmt * ins, database.Cached(
+        "INSERT INTO runs(name, view, tagger, config_json, dir, state, step, created_at, updated_at) "
+        "VALUES(?,?,?,?,?,'running',?,?,?) ON CONFLICT(name) DO UPDATE SET state='running', "
+        "step=excluded.step, updated_at=excluded.updated_at"));
+    MF_RETURN_IF_ERROR(ins->BindAll(o.run, o.view, config.options.value("tagger", std::string()),
+                                    config.ToJson().dump(), "runs/" + o.run, st.step, now, now)
+                           .Run());
+  }
+  int64_t run_id = 0;
+  {
+    MF_ASSIGN_OR_RETURN(db::Stmt * sel, database.Cached("SELECT id FROM runs WHERE name = ?"));
+    sel->Bind(1, o.run);
+    MF_ASSIGN_OR_RETURN(bool row, sel->Step());
+    if (!row) return Status::Internal("the runs row of '" + o.run + "' vanished");
+    run_id = sel->Int(0);
+    sel->Reset();
+  }
+  nlohmann::json params = OptionsJson(o);
+  MF_ASSIGN_OR_RETURN(int64_t stage_id, db::BeginStageRun(database, "train", params));
+
+  // Fixed grid noise and tag rows: the same at every sample step, across resumes.
+  std::vector<std::string> row_labels;
+  torch::Tensor grid_tags = FixedTagRows(config.schema, config.tag_freq, 8, &row_labels);
+  const int grid_cols = 8;
+  const int grid_rows = static_cast<int>(grid_tags.size(0));
+  auto grid_gen = at::detail::createCPUGenerator(o.seed ^ 0x9e3779b97f4a7c15ULL);
+  torch::Tensor grid_z = torch::randn({grid_cols, config.gan.z_dim}, grid_gen).repeat({grid_rows, 1}).to(device);
+  grid_tags = grid_tags.repeat_interleave(grid_cols, 0).to(device);
+
+  auto write_sample = [&](int64_t step) -> Status {
+    torch::NoGradGuard ng;
+    g->eval();
+    auto img = g->forward(grid_z, grid_tags);
+    g->train();
+    return WriteGrid(img, grid_cols, row_labels, fmt::format("{}/samples/step_{:06d}.png", dir, step));
+  };
+  db::BatchWriter writer(database);
+  auto checkpoint = [&]() -> Status {
+    // Metrics up to this step are committed before the checkpoint exists, so a kill
+    // after it loses none: the steps after it are replayed and their rows replaced.
+    MF_RETURN_IF_ERROR(writer.Flush());
+    st.torch_rng = at::detail::getDefaultCPUGenerator().get_state();
+    st.data_rng = RngToString(data_rng);
+    MF_RETURN_IF_ERROR(SaveCheckpoint(ckpt, g, d, opt_g, opt_d, st));
+    int64_t step = st.step;
+    return writer.Submit([=](db::Database& dbc) -> Status {
+      MF_ASSIGN_OR_RETURN(db::Stmt * up, dbc.Cached("UPDATE runs SET step=?, updated_at=? WHERE id=?"));
+      return up->BindAll(step, db::NowIso(), run_id).Run();
+    });
+  };
+
+  g_stop = false;
+  auto old_int = std::signal(SIGINT, OnSignal);
+  auto old_term = std::signal(SIGTERM, OnSignal);
+
+  const int64_t n = cache.size();
+  const int b = o.batch;
+  const int r = config.gan.resolution;
+  const int t = config.gan.tags;
+  StepConfig sc{l_adv, o.l_gp, o.bf16 && !cuda};
+  StepLosses last;
+  Progress progress("train", o.steps);
+  progress.Update(st.step);
+  auto loop_start = std::chrono::steady_clock::now();
+  Status status;
+  std::vector<float> real_buf(size_t(b) * 3 * r * r), tag_buf(size_t(b) * t);
+  while (st.step < o.steps && !g_stop) {
+    auto idx = NextIndexes(st, n, b, data_rng);
+    std::vector<bool> flip(b);
+    std::bernoulli_distribution coin(0.5);
+    for (int j = 0; j < b; ++j) flip[j] = coin(data_rng);
+    auto fake_tags = torch::empty({b, t});
+    for (int j = 0; j < b; ++j) {
+      auto v = sampler.Sample(data_rng);
+      std::memcpy(fake_tags.data_ptr<float>() + j * t, v.data(), sizeof(float) * t);
+    }
+    cache.Gather(idx, flip, real_buf.data(), tag_buf.data());
+    auto real = torch::from_blob(real_buf.data(), {b, 3, r, r}).to(device);
+    auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
+    auto z = torch::randn({b, config.gan.z_dim}).to(device);
+    last = TrainStep(g, d, opt_g, opt_d, real, real_tags, z, fake_tags.to(device), sc);
+    ++st.step;
+
+    const int64_t step = st.step;
+    const StepLosses l = last;
+    status = writer.Submit([=](db::Database& dbc) -> Status {
+      MF_ASSIGN_OR_RETURN(db::Stmt * m,
+                          dbc.Cached("INSERT OR REPLACE INTO metrics(run_id, step, key, value) VALUES(?,?,?,?)"));
+      for (auto [k, v] : {std::pair<const char*, double>{"d_loss", l.d_total}, {"d_adv", l.d_adv}, {"d_cls", l.d_cls},
+                          {"gp", l.gp}, {"g_loss", l.g_total}, {"g_adv", l.g_adv}, {"g_cls", l.g_cls}})
+        MF_RETURN_IF_ERROR(m->BindAll(run_id, step, std::string(k), v).Run());
+      return Status::Ok();
+    });
+    if (!status.ok()) break;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+    progress.Update(step, fmt::format("{:.1f} img/s d {:.3f} g {:.3f} gp {:.3f}",
+                                      (step - start_step) * b / std::max(secs, 1e-9), l.d_total, l.g_total, l.gp));
+    if (step % o.sample_every == 0 && !(status = write_sample(step)).ok()) break;
+    if (step % o.checkpoint_every == 0 && !(status = checkpoint()).ok()) break;
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  const double loop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+  progress.Finish();
+  // At exit: always a checkpoint and a grid of where the run stopped.
+  if (status.ok() && (st.step % o.checkpoint_every != 0 || st.step == start_step)) status = checkpoint();
+  if (status.ok() && (st.step % o.sample_every != 0 || st.step == start_step)) status = write_sample(st.step);
+  Status flushed = writer.Flush();
+  if (status.ok()) status = flushed;
+  const char* state = !status.ok() ? "failed" : (st.step >= o.steps ? "done" : "stopped");
+  if (auto up = database.Cached("UPDATE runs SET state=?, step=?, updated_at=? WHERE id=?"); up.ok())
+    (*up)->BindAll(std::string(state), st.step, db::NowIso(), run_id).Run();
+
+  db::StageSummary s;
+  s.stage = "train";
+  s.done = st.step - start_step;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (unreadable > 0) s.Fail("unreadable_crop", unreadable);
+  s.params = params;
+  s.extra = {{"run", o.run},
+             {"step", st.step},
+             {"state", state},
+             {"faces", n},
+             {"device", cuda ? "cuda" : "cpu"},
+             {"images_per_s", loop_s > 0 ? s.done * b / loop_s : 0.0},
+             {"d_loss", last.d_total},
+             {"g_loss", last.g_total},
+             {"gp", last.gp},
+             {"checkpoint", ckpt},
+             {"sample", fmt::format("{}/samples/step_{:06d}.png", dir, st.step)}};
+  Status fin = db::FinishStageRun(database, stage_id, s);
+  MF_RETURN_IF_ERROR(status);
+  MF_RETURN_IF_ERROR(fin);
+  return s;
+}
+
+}  // namespace moeforge::trainer

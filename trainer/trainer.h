@@ -1,0 +1,87 @@
+// The train, sample and eval stages (DESIGN.md, "Trainer"): a DRAGAN with an ACGAN tag
+// head, trained on a dataset view's face crops and one tagger's tag vectors.
+//
+// A run lives in WS/runs/<name>/: config.json (everything needed to rebuild the models),
+// checkpoint.pt (models, optimizers, step, RNG, data order; replaced atomically),
+// samples/step_<N>.png (a grid at fixed noise, one fixed tag row per grid row) and
+// data_<res>.u8 (the packed uint8 image cache). The database holds a `runs` row and
+// per-step `metrics`. Torch types stay out of this header: the CLI includes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "core/workspace.h"
+#include "db/stage_run.h"
+
+namespace moeforge::trainer {
+
+struct TrainOptions {
+  std::string view;            // "" = all faces
+  std::string run = "run";     // the run's name: WS/runs/<run>/
+  std::string tagger;          // "" = the newest tagger
+  int resolution = 64;         // 32, 64 or 128: 1, 2 or 3 upsampling blocks after 16x16
+  int64_t steps = 10000;       // total steps (a resumed run continues up to this)
+  int batch = 64;
+  int threads = 0;             // 0 = all cores
+  bool resume = false;         // continue WS/runs/<run>/checkpoint.pt
+  int nproc = 1;               // data-parallel processes (not implemented: must be 1)
+  // Model size. The report's G: 64 channels, 16 residual blocks; D: 32 channels at the
+  // first stage, 2 residual blocks per stage.
+  int z_dim = 128;
+  int g_channels = 64;
+  int g_blocks = 16;
+  int d_channels = 32;
+  int d_blocks = 2;
+  // Optimisation (the report's defaults).
+  double lr = 2e-4;
+  double beta1 = 0.5;
+  double beta2 = 0.999;
+  double l_adv = -1;           // < 0: the number of tags T
+  double l_gp = 0.5;
+  int checkpoint_every = 500;
+  int sample_every = 500;
+  uint64_t seed = 1;
+  bool deterministic = false;  // deterministic algorithms (resume reproduces bit for bit)
+  std::string memory_format = "auto";  // auto|contiguous|channels_last
+  // CPU bf16 autocast; on by default where the CPU has native bf16 (AVX512-BF16 or AMX),
+  // where it measured 1.4-1.9x faster than fp32 with the same losses (see bench/).
+  bool bf16 = true;
+  bool json = false;
+};
+
+// Trains (or resumes) a run to o.steps. The summary's done is the number of steps run
+// in this invocation; extra carries images/s and the last losses.
+Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& o);
+
+struct SampleOptions {
+  std::string run;
+  std::string tags;                // "blonde_hair blue_eyes smile"; unnamed groups drawn from the data
+  int n = 16;
+  uint64_t seed = 0;
+  std::string out;                 // PNG path (a grid of n images)
+  int64_t interpolate_to_seed = -1;  // >= 0: n frames from seed's noise to this seed's, same tags
+  int columns = 0;                 // 0 = about sqrt(n)
+  int threads = 0;
+};
+
+// Writes a grid PNG of generated faces; returns its path.
+Result<std::string> Sample(const Workspace& ws, const SampleOptions& o);
+
+struct EvalOptions {
+  std::string run;
+  std::string tagger_model;   // path of a builtin tagger model; "" = the run's tagger
+  int n = 512;                // generated images
+  int max_real = 2000;        // real faces for Fréchet distance and precision/recall
+  uint64_t seed = 7;
+  int threads = 0;
+};
+
+// Label fidelity per group, Fréchet distance and precision/recall (k=3) in the tagger's
+// feature space. Returns the JSON the CLI prints.
+Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o);
+
+}  // namespace moeforge::trainer

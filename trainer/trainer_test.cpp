@@ -1,0 +1,460 @@
+// Trainer tests: the gradient penalty against finite differences, the loss terms on a
+// tiny fixed batch, the models' shapes, the tag sampler, the packed cache, the
+// distribution metrics, and (through the real binary) train / sample / kill + resume.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "core/tag_schema.h"
+#include "core/workspace.h"
+#include "db/db.h"
+#include "db/stage_run.h"
+#include "tagger/builtin/builtin_tagger.h"
+#include "trainer/data_cache.h"
+#include "trainer/eval_metrics.h"
+#include "trainer/gan.h"
+#include "trainer/run.h"
+#include "trainer/synthetic_faces.h"
+
+namespace fs = std::filesystem;
+using namespace moeforge;
+using namespace moeforge::trainer;
+
+namespace {
+
+GanConfig Tiny(int res = 32) {
+  GanConfig c;
+  c.resolution = res;
+  c.tags = 34;
+  c.z_dim = 16;
+  c.g_channels = 8;
+  c.g_blocks = 1;
+  c.d_channels = 4;
+  c.d_blocks = 1;
+  return c;
+}
+
+std::string TempDir(const std::string& name) {
+  auto p = fs::temp_directory_path() / ("moeforge_trainer_test_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+}  // namespace
+
+TEST(GanTest, UpsampleBlocksByResolution) {
+  struct Case { int res, up, stages; };
+  for (Case c : {Case{32, 1, 2}, Case{64, 2, 3}, Case{128, 3, 4}, Case{48, -1, -1}, Case{256, -1, -1}}) {
+    EXPECT_EQ(UpsampleBlocks(c.res), c.up) << c.res;
+    EXPECT_EQ(DiscriminatorStages(c.res), c.stages) << c.res;
+  }
+}
+
+TEST(GanTest, ShapesAndRange) {
+  torch::manual_seed(0);
+  for (int res : {32, 64}) {
+    auto c = Tiny(res);
+    Generator g(c);
+    Discriminator d(c);
+    auto img = g->forward(torch::randn({3, c.z_dim}), torch::zeros({3, c.tags}));
+    ASSERT_EQ(img.sizes(), (std::vector<int64_t>{3, 3, res, res})) << res;
+    EXPECT_LE(img.abs().max().item<float>(), 1.0f);
+    auto out = d->forward(img);
+    EXPECT_EQ(out.logit.sizes(), (std::vector<int64_t>{3}));
+    EXPECT_EQ(out.tags.sizes(), (std::vector<int64_t>{3, c.tags}));
+  }
+}
+
+TEST(GanTest, ChannelsLastGivesTheSameOutputs) {
+  torch::manual_seed(1);
+  auto c = Tiny(32);
+  Generator g(c);
+  Discriminator d(c);
+  auto z = torch::randn({2, c.z_dim});
+  auto tags = torch::zeros({2, c.tags});
+  auto a = d->forward(g->forward(z, tags)).logit;
+  g->channels_last = d->channels_last = true;
+  ToMemoryFormat(*g, true);
+  ToMemoryFormat(*d, true);
+  auto b = d->forward(g->forward(z, tags)).logit;
+  EXPECT_TRUE(torch::allclose(a, b, 1e-4, 1e-5));
+}
+
+TEST(GanTest, PerturbStaysWithinHalfAStd) {
+  torch::manual_seed(2);
+  auto x = torch::randn({4, 3, 8, 8});
+  auto d = Perturb(x) - x;
+  double half_std = 0.5 * x.std().item<double>();
+  EXPECT_GE(d.min().item<double>(), 0.0);
+  EXPECT_LT(d.max().item<double>(), half_std);
+  EXPECT_GT(d.max().item<double>(), 0.5 * half_std);  // U[0,1) actually spans the range
+}
+
+// The penalty against an independent computation: the input gradient of D by central
+// finite differences, in double precision.
+TEST(GanTest, GradientPenaltyMatchesFiniteDifferences) {
+  torch::manual_seed(3);
+  auto c = Tiny(32);
+  c.d_channels = 2;
+  Discriminator d(c);
+  d->to(torch::kDouble);
+  const int n = 2;
+  auto x = torch::randn({n, 3, 32, 32}, torch::kDouble);
+  auto x_p = x + 0.5 * x.std() * torch::rand_like(x);
+  auto alpha = torch::tensor({0.25, 0.8}, torch::kDouble);
+  auto gp = GradientPenalty(d, x, x_p, alpha).item<double>();
+
+  torch::NoGradGuard ng;
+  auto x_hat = x + alpha.view({n, 1, 1, 1}) * (x_p - x);
+  const double h = 1e-5;
+  double expected = 0;
+  for (int i = 0; i < n; ++i) {
+    auto base = x_hat[i].reshape({-1});
+    const int64_t m = base.numel();
+    double sq = 0;
+    // All one-element perturbations of sample i, in chunks, as one batch each.
+    for (int64_t s = 0; s < m; s += 512) {
+      int64_t e = std::min(m, s + 512);
+      auto eye = torch::zeros({e - s, m}, torch::kDouble);
+      for (int64_t k = s; k < e; ++k) eye[k - s][k] = h;
+      auto plus = d->forward((base.unsqueeze(0) + eye).view({e - s, 3, 32, 32})).logit;
+      auto minus = d->forward((base.unsqueeze(0) - eye).view({e - s, 3, 32, 32})).logit;
+      sq += ((plus - minus) / (2 * h)).pow(2).sum().item<double>();
+    }
+    expected += std::pow(std::sqrt(sq) - 1, 2);
+  }
+  expected /= n;
+  EXPECT_NEAR(gp, expected, 1e-6 * std::max(1.0, expected));
+}
+
+TEST(GanTest, GradientPenaltyTrainsTheDiscriminator) {
+  torch::manual_seed(4);
+  auto c = Tiny(32);
+  Discriminator d(c);
+  auto x = torch::randn({2, 3, 32, 32});
+  auto gp = GradientPenalty(d, x, Perturb(x));
+  gp.backward();
+  double gsum = 0;
+  for (auto& p : d->parameters())
+    if (p.grad().defined()) gsum += p.grad().abs().sum().item<double>();
+  EXPECT_GT(gsum, 0.0);
+}
+
+// BCE-with-logits by hand on a two-sample batch with two tags.
+TEST(GanTest, LossTermsOnAFixedBatch) {
+  auto bce = [](double logit, double y) {
+    double p = 1 / (1 + std::exp(-logit));
+    return -(y * std::log(p) + (1 - y) * std::log(1 - p));
+  };
+  DiscriminatorOut real{torch::tensor({2.0f, -1.0f}), torch::tensor({{1.0f, -2.0f}, {0.5f, 0.0f}})};
+  DiscriminatorOut fake{torch::tensor({0.0f, 3.0f}), torch::tensor({{-1.0f, 1.0f}, {2.0f, -3.0f}})};
+  auto real_tags = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  auto fake_tags = torch::tensor({{0.0f, 1.0f}, {1.0f, 1.0f}});
+  auto gp = torch::tensor(0.3f);
+  auto dl = DiscriminatorLoss(real, fake, real_tags, gp, 2.0, 0.5);
+  double adv = (bce(2, 1) + bce(-1, 1)) / 2 + (bce(0, 0) + bce(3, 0)) / 2;
+  double cls = (bce(1, 1) + bce(-2, 0) + bce(0.5, 0) + bce(0, 1)) / 4;
+  EXPECT_NEAR(dl.adv.item<double>(), adv, 1e-5);
+  EXPECT_NEAR(dl.cls.item<double>(), cls, 1e-5);
+  EXPECT_NEAR(dl.total.item<double>(), 2 * adv + cls + 0.5 * 0.3, 1e-5);
+
+  auto gl = GeneratorLoss(fake, fake_tags, 2.0);
+  double gadv = (bce(0, 1) + bce(3, 1)) / 2;
+  double gcls = (bce(-1, 0) + bce(1, 1) + bce(2, 1) + bce(-3, 1)) / 4;
+  EXPECT_NEAR(gl.adv.item<double>(), gadv, 1e-5);
+  EXPECT_NEAR(gl.cls.item<double>(), gcls, 1e-5);
+  EXPECT_NEAR(gl.total.item<double>(), 2 * gadv + gcls, 1e-5);
+}
+
+TEST(GanTest, TrainStepLowersTheLossOnAFixedBatch) {
+  torch::manual_seed(5);
+  auto c = Tiny(32);
+  Generator g(c);
+  Discriminator d(c);
+  torch::optim::Adam og(g->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
+  torch::optim::Adam od(d->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
+  auto real = torch::rand({8, 3, 32, 32}) * 2 - 1;
+  auto real_tags = (torch::rand({8, c.tags}) > 0.5).to(torch::kFloat);
+  auto z = torch::randn({8, c.z_dim});
+  StepConfig sc{double(c.tags), 0.5, false};
+  auto first = TrainStep(g, d, og, od, real, real_tags, z, real_tags, sc);
+  StepLosses last;
+  for (int i = 0; i < 15; ++i) last = TrainStep(g, d, og, od, real, real_tags, z, real_tags, sc);
+  EXPECT_TRUE(std::isfinite(last.d_total) && std::isfinite(last.g_total));
+  EXPECT_LT(last.d_cls, first.d_cls);  // the tag head learns the real batch's tags
+}
+
+TEST(TagSamplerTest, OneTagPerExclusiveGroupAtTheDataFrequencies) {
+  const auto& schema = TagSchema::Default();
+  const int t = schema.size();
+  // 4 faces: blonde x3, black x1; blue eyes x4; smile on 2 of 4.
+  std::vector<float> tags(4 * t, 0.0f);
+  auto set = [&](int i, const char* tag) { tags[i * t + schema.IndexOf(tag)] = 1.0f; };
+  for (int i = 0; i < 4; ++i) {
+    set(i, i < 3 ? "blonde_hair" : "black_hair");
+    set(i, "blue_eyes");
+    if (i % 2 == 0) set(i, "smile");
+  }
+  TagSampler s(schema, tags.data(), 4);
+  std::mt19937_64 rng(1);
+  int blonde = 0, smile = 0, hat = 0;
+  const int draws = 4000;
+  for (int k = 0; k < draws; ++k) {
+    auto v = s.Sample(rng);
+    int start = 0;
+    for (const auto& g : schema.groups()) {
+      int on = 0;
+      for (size_t i = 0; i < g.tags.size(); ++i) on += v[start + i] > 0.5f;
+      if (g.exclusive) ASSERT_EQ(on, 1) << g.name;
+      start += static_cast<int>(g.tags.size());
+    }
+    blonde += v[schema.IndexOf("blonde_hair")] > 0.5f;
+    smile += v[schema.IndexOf("smile")] > 0.5f;
+    hat += v[schema.IndexOf("hat")] > 0.5f;
+    ASSERT_EQ(v[schema.IndexOf("blue_eyes")], 1.0f);
+  }
+  EXPECT_NEAR(blonde / double(draws), 0.75, 0.03);
+  EXPECT_NEAR(smile / double(draws), 0.5, 0.03);
+  EXPECT_EQ(hat, 0);
+}
+
+TEST(ImageCacheTest, PacksResizesFlipsAndSkipsUnreadable) {
+  std::string dir = TempDir("cache");
+  CacheSource src;
+  src.num_tags = 2;
+  // Left half red, right half blue; 64 px, cached at 32.
+  cv::Mat img(64, 64, CV_8UC3, cv::Scalar(255, 0, 0));  // BGR blue
+  img(cv::Rect(0, 0, 32, 64)).setTo(cv::Scalar(0, 0, 255));  // BGR red on the left
+  cv::imwrite(dir + "/a.png", img);
+  std::ofstream(dir + "/broken.png") << "not an image";
+  src.face_ids = {7, 8, 9};
+  src.paths = {dir + "/a.png", dir + "/broken.png", dir + "/missing.png"};
+  src.tags = {1, 0, 0, 1, 1, 1};
+  auto stats = BuildImageCache(src, 32, dir + "/c.u8");
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->written, 1);
+  EXPECT_EQ(stats->unreadable, 2);
+  auto cache = ImageCache::Open(dir + "/c.u8");
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  EXPECT_EQ(cache->size(), 1);
+  EXPECT_EQ(cache->resolution(), 32);
+  EXPECT_EQ(cache->face_id(0), 7);
+  EXPECT_EQ(cache->tags(0)[0], 1.0f);
+  const uint8_t* p = cache->pixels(0);
+  EXPECT_EQ(p[0], 255);                   // RGB: red at the top left
+  EXPECT_EQ(p[(31) * 3 + 2], 255);        // blue at the top right
+  std::vector<float> out(3 * 32 * 32), tags(2);
+  cache->Gather({0}, {true}, out.data(), tags.data());
+  EXPECT_FLOAT_EQ(out[0], -1.0f);                 // flipped: red channel at the left is now 0 -> -1
+  EXPECT_FLOAT_EQ(out[2 * 32 * 32 + 0], 1.0f);    // blue channel 255 -> 1
+  // A truncated cache is refused.
+  fs::resize_file(dir + "/c.u8", fs::file_size(dir + "/c.u8") - 10);
+  EXPECT_FALSE(ImageCache::Open(dir + "/c.u8").ok());
+  fs::remove_all(dir);
+}
+
+TEST(EvalMetricsTest, FrechetDistanceAndPrecisionRecall) {
+  torch::manual_seed(6);
+  auto a = torch::randn({400, 5}, torch::kDouble);
+  EXPECT_NEAR(FrechetDistance(a, a), 0.0, 1e-6);
+  // A pure shift of the same samples: exactly the squared shift.
+  auto shift = torch::tensor({1.0, 2.0, 0.0, 0.0, -1.0}, torch::kDouble);
+  EXPECT_NEAR(FrechetDistance(a, a + shift), 6.0, 1e-6);
+  // Centred and scaled by s: tr(S + s^2 S - 2 s S) = (1 - s)^2 tr(S).
+  a = a - a.mean(0);
+  double trs = a.var(0).sum().item<double>();
+  EXPECT_NEAR(FrechetDistance(a, a * 3), 4 * trs, 1e-6 * trs);
+  auto same = PrecisionRecall(a, a.clone(), 3);
+  EXPECT_DOUBLE_EQ(same.precision, 1.0);
+  EXPECT_DOUBLE_EQ(same.recall, 1.0);
+  auto far = PrecisionRecall(a, a + 100, 3);
+  EXPECT_DOUBLE_EQ(far.precision, 0.0);
+  EXPECT_DOUBLE_EQ(far.recall, 0.0);
+  // Fakes collapsed onto one real point: precise, but no recall.
+  auto collapsed = PrecisionRecall(a, a.slice(0, 0, 1).repeat({50, 1}), 3);
+  EXPECT_DOUBLE_EQ(collapsed.precision, 1.0);
+  EXPECT_LT(collapsed.recall, 0.05);
+}
+
+// ---- through the real binary ----------------------------------------------------------
+
+namespace {
+
+std::string MakeWorkspace(const std::string& name, int n) {
+  std::string root = TempDir(name);
+  Status s = MakeSyntheticFaceWorkspace(root, n);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return root;
+}
+
+std::string Bin() {
+  const char* b = std::getenv("MOEFORGE_BIN");
+  return b != nullptr ? b : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
+}
+
+int RunBin(const std::string& args) { return WEXITSTATUS(std::system((Bin() + " " + args + " >/dev/null 2>&1").c_str())); }
+
+const std::string kTinyArgs =
+    " --resolution 32 --batch 8 --z-dim 16 --g-channels 16 --g-blocks 2 --d-channels 8 --d-blocks 1"
+    " --threads 1 --deterministic --seed 11 ";
+
+bool SameTensors(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(TrainBinaryTest, TrainsRecordsAndSamples) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("train", 24);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run r1 --steps 6 --checkpoint-every 4 --sample-every 3" + kTinyArgs), 0);
+  EXPECT_TRUE(fs::exists(ws + "/runs/r1/checkpoint.pt"));
+  EXPECT_TRUE(fs::exists(ws + "/runs/r1/config.json"));
+  cv::Mat grid = cv::imread(ws + "/runs/r1/samples/step_000006.png");
+  ASSERT_FALSE(grid.empty());
+  EXPECT_TRUE(fs::exists(ws + "/runs/r1/samples/step_000003.png"));
+  auto d = db::OpenWorkspace(Workspace(ws));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*(*d)->QueryInt("SELECT step FROM runs WHERE name='r1' AND state='done'"), 6);
+  EXPECT_EQ(*(*d)->QueryInt("SELECT count(DISTINCT step) FROM metrics WHERE key='d_loss'"), 6);
+  EXPECT_EQ(*(*d)->QueryInt("SELECT count(*) FROM stage_runs WHERE stage='train' AND done=6"), 1);
+  // Same name again without --resume: refused with a usage error.
+  EXPECT_EQ(RunBin("train -w " + ws + " --run r1 --steps 6" + kTinyArgs), 2);
+  EXPECT_EQ(RunBin("train -w " + ws + " --run r2 --resolution 48"), 2);
+
+  ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair blue_eyes smile' --n 6 --seed 3 -o " + ws + "/s.png"), 0);
+  cv::Mat s = cv::imread(ws + "/s.png");
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(s.cols, 3 * 34 + 2);  // 3 columns of 32 px with 2 px gaps
+  EXPECT_EQ(s.rows, 2 * 34 + 2);
+  // The same seed gives the same image; another seed another one.
+  ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair blue_eyes smile' --n 6 --seed 3 -o " + ws + "/s2.png"), 0);
+  ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair blue_eyes smile' --n 6 --seed 4 -o " + ws + "/s3.png"), 0);
+  cv::Mat s2 = cv::imread(ws + "/s2.png"), s3 = cv::imread(ws + "/s3.png");
+  EXPECT_EQ(cv::norm(s, s2, cv::NORM_L1), 0.0);
+  EXPECT_GT(cv::norm(s, s3, cv::NORM_L1), 0.0);
+  ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --n 5 --seed 1 --interpolate-to 2 -o " + ws + "/i.png"), 0);
+  EXPECT_EQ(cv::imread(ws + "/i.png").cols, 5 * 34 + 2);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'no_such_tag' -o " + ws + "/x.png"), 2);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair black_hair' -o " + ws + "/x.png"), 2);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run nope -o " + ws + "/x.png"), 2);
+  fs::remove_all(ws);
+}
+
+// Kill -9 mid-run, --resume, and compare every parameter with an uninterrupted run.
+TEST(TrainBinaryTest, SigkillAndResumeMatchAnUninterruptedRun) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("resume", 32);
+  const int steps = 40;
+  const std::string common = " --steps " + std::to_string(steps) + " --checkpoint-every 4 --sample-every 1000" + kTinyArgs;
+  ASSERT_EQ(RunBin("train -w " + ws + " --run full" + common), 0);
+
+  // The interrupted run: killed as soon as its first checkpoint is on disk.
+  std::string ckpt = ws + "/runs/cut/checkpoint.pt";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::string cmd = Bin() + " train -w " + ws + " --run cut" + common;
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  kill(pid, SIGKILL);
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  ASSERT_TRUE(fs::exists(ckpt));
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the run finished before it could be killed";
+
+  // Where the kill left it: a whole checkpoint short of the end.
+  auto cfg = Tiny(32);
+  cfg.z_dim = 16, cfg.g_channels = 16, cfg.g_blocks = 2, cfg.d_channels = 8, cfg.d_blocks = 1;
+  TrainState cut_state;
+  {
+    Generator g(cfg);
+    Discriminator d(cfg);
+    ASSERT_TRUE(LoadCheckpoint(ckpt, g, d, nullptr, nullptr, &cut_state).ok());
+    EXPECT_LT(cut_state.step, steps);
+    EXPECT_EQ(cut_state.step % 4, 0);
+  }
+  ASSERT_EQ(RunBin("train -w " + ws + " --run cut --resume" + common), 0);
+
+  Generator g1(cfg), g2(cfg);
+  Discriminator d1(cfg), d2(cfg);
+  TrainState s1, s2;
+  ASSERT_TRUE(LoadCheckpoint(ws + "/runs/full/checkpoint.pt", g1, d1, nullptr, nullptr, &s1).ok());
+  ASSERT_TRUE(LoadCheckpoint(ckpt, g2, d2, nullptr, nullptr, &s2).ok());
+  EXPECT_EQ(s1.step, steps);
+  EXPECT_EQ(s2.step, steps);
+  EXPECT_TRUE(SameTensors(g1->parameters(), g2->parameters())) << "G differs after resume from step " << cut_state.step;
+  EXPECT_TRUE(SameTensors(g1->buffers(), g2->buffers())) << "G's BatchNorm statistics differ";
+  EXPECT_TRUE(SameTensors(d1->parameters(), d2->parameters())) << "D differs";
+  EXPECT_EQ(s1.order, s2.order);
+  // Metrics: one row per step and key, no duplicates from the replayed steps.
+  auto d = db::OpenWorkspace(Workspace(ws));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*(*d)->QueryInt("SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
+                            "WHERE r.name='cut' AND key='g_loss'"), steps);
+  fs::remove_all(ws);
+}
+
+// eval end to end with a (randomly initialised) built-in tagger model file: the JSON has
+// every figure, each in its range; the run's tagger is found as WS/models/<stem>.pt.
+TEST(TrainBinaryTest, EvalReportsFidelityDistanceAndPrecisionRecall) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("eval", 24);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run e --steps 2" + kTinyArgs), 0);
+  torch::manual_seed(9);
+  tagger::TaggerNetOptions net;
+  net.num_tags = TagSchema::Default().size();
+  net.width = 8;
+  net.blocks = 2;
+  tagger::BuiltinTagger model(TagSchema::Default(), net, 32);
+  fs::create_directories(ws + "/models");
+  ASSERT_TRUE(model.Save(ws + "/models/test.pt").ok());
+  std::string out = ws + "/eval.json";
+  ASSERT_EQ(WEXITSTATUS(std::system((Bin() + " eval -w " + ws + " --run e --n 40 --json > " + out + " 2>/dev/null").c_str())), 0);
+  std::ifstream in(out);
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["run"], "e");
+  EXPECT_EQ(j["step"], 2);
+  EXPECT_EQ(j["generated"], 40);
+  EXPECT_EQ(j["real"], 24);
+  for (const char* g : {"hair_color", "hair_style", "other", "eye_color"}) {
+    ASSERT_TRUE(j["label_fidelity"].contains(g)) << g;
+    EXPECT_GE(j["label_fidelity"][g].get<double>(), 0.0);
+    EXPECT_LE(j["label_fidelity"][g].get<double>(), 1.0);
+  }
+  EXPECT_GE(j["frechet_distance"].get<double>(), 0.0);
+  for (const char* k : {"precision_k3", "recall_k3"}) {
+    EXPECT_GE(j[k].get<double>(), 0.0) << k;
+    EXPECT_LE(j[k].get<double>(), 1.0) << k;
+  }
+  // No tagger model anywhere: a clear NotFound (exit 2), not a crash.
+  fs::remove(ws + "/models/test.pt");
+  EXPECT_EQ(RunBin("eval -w " + ws + " --run e"), 2);
+  fs::remove_all(ws);
+}
