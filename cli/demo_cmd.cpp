@@ -33,9 +33,11 @@ Command AddDemoCommand(CLI::App& root) {
   app->add_option("--threads", o->threads, "Threads for every stage (0 = all cores)")->capture_default_str();
   app->add_flag("--json", o->json, "Stage summaries as JSON lines");
   return {app, [o]() -> int {
-            // Fail early, with the fix, when the detector model is missing.
-            auto cascade = ResolveModel("lbpcascade_animeface");
-            if (!cascade.ok()) return Fail("demo", cascade.status());
+            // Fail early, with the fix, when a model of the default detector is missing.
+            for (const char* model : {"lbpcascade_animeface", "yunet"}) {
+              auto found = ResolveModel(model);
+              if (!found.ok()) return Fail("demo", found.status());
+            }
 
             demo::DemoBooru::Options bo;
             bo.posts = o->posts;

@@ -15,7 +15,7 @@ namespace moeforge::cli {
 namespace {
 
 // The models `moeforge demo` needs.
-const std::vector<std::string> kDemoModels = {"lbpcascade_animeface"};
+const std::vector<std::string> kDemoModels = {"lbpcascade_animeface", "yunet"};
 
 // Downloads one known model into the cache, verifying its SHA-256. When the download
 // fails but a copy is already on the search path, says so and succeeds: that is the

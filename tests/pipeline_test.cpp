@@ -13,7 +13,7 @@
 namespace moeforge::testing {
 namespace {
 
-bool HaveCascade() { return ResolveModel("lbpcascade_animeface").ok(); }
+bool HaveCascade() { return ResolveModel("lbpcascade_animeface").ok() && ResolveModel("yunet").ok(); }
 
 nlohmann::json Status(const std::string& ws) {
   Run r = Moeforge("status -w " + ws + " --json", true);
@@ -22,7 +22,7 @@ nlohmann::json Status(const std::string& ws) {
 }
 
 TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
-  if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
+  if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface or yunet not on MOEFORGE_MODEL_PATH";
   std::string out = TempDir("demo");
   Run r = Moeforge("demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -54,7 +54,7 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
 }
 
 TEST(Pipeline, RunReadsAConfigAndRejectsUnknownKeys) {
-  if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
+  if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface or yunet not on MOEFORGE_MODEL_PATH";
   std::string dir = TempDir("run");
   {
     std::ofstream bad(dir + "/bad.toml");

@@ -13,6 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/models.h"
 #include "core/tag_schema.h"
 #include "tagger/backend.h"
 #include "tagger/external/external.h"
@@ -88,8 +89,10 @@ TEST(Wd14Test, AGraphOpenCvCannotImportFailsClearly) {
 }
 
 TEST(Wd14Test, RealTagTableMapsOntoTheSchema) {
-  auto names = ReadSelectedTags("/work/shared/assets/models/wd14_selected_tags_general.csv");
-  if (!names.ok()) GTEST_SKIP() << "shared assets not here: " << names.status().ToString();
+  auto table = ResolveModel("wd14_selected_tags");
+  if (!table.ok()) GTEST_SKIP() << table.status().ToString();
+  auto names = ReadSelectedTags(*table);
+  ASSERT_TRUE(names.ok()) << names.status().ToString();
   EXPECT_EQ(names->size(), 6913u);  // 4 ratings + 6909 general; the empty last row skipped
   EXPECT_EQ(names->front(), "general");
   auto cols = MapVocabulary(TagSchema::Default(), *names);
