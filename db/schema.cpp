@@ -38,34 +38,36 @@ const char* kV1Crawl = R"SQL(
 CREATE TABLE sources(
   id INTEGER PRIMARY KEY,
   kind TEXT NOT NULL,                  -- danbooru|moebooru|gelbooru|urls|html|dir
-  url TEXT NOT NULL,                   -- API base URL, list file or folder
+  url TEXT NOT NULL,                   -- API base URL, list file, start page or folder
   UNIQUE(kind, url)
 );
-CREATE TABLE images(
+CREATE TABLE images(                   -- every distinct file content the crawler kept or linked
   sha256 TEXT PRIMARY KEY,             -- content address of the original bytes
   bytes INTEGER NOT NULL,
   width INTEGER,
   height INTEGER,
   format TEXT,                         -- png|jpeg|gif|webp|bmp, sniffed from magic bytes
-  phash INTEGER,                       -- 64-bit perceptual hash
-  near_dup_of TEXT REFERENCES images(sha256),
-  blob_path TEXT,                      -- relative to the workspace
+  phash INTEGER,                       -- 64-bit dHash (crawler/near_dup.h), as a signed integer
+  near_dup_of TEXT REFERENCES images(sha256),  -- set: a near duplicate, NOT stored (blob_path NULL)
+  blob_path TEXT,                      -- relative to the workspace; set exactly when the blob exists
   added_at TEXT NOT NULL
 );
 CREATE INDEX images_phash ON images(phash);
 CREATE TABLE posts(
   id INTEGER PRIMARY KEY,
   source_id INTEGER NOT NULL REFERENCES sources(id),
-  remote_id TEXT NOT NULL,
+  remote_id TEXT NOT NULL,             -- the site's post id; the URL (urls/html) or file path (dir)
   md5 TEXT,
   file_url TEXT,
   page_url TEXT,
-  rating TEXT,
+  rating TEXT,                         -- general|sensitive|safe|questionable|explicit
   width INTEGER,
   height INTEGER,
   file_ext TEXT,
   created_at TEXT,
-  image_sha256 TEXT REFERENCES images(sha256),  -- for a near duplicate: the original's
+  image_sha256 TEXT REFERENCES images(sha256),  -- the stored original (for a near duplicate: its original's)
+  content_sha256 TEXT,                          -- SHA-256 of the bytes this post served
+  dup_distance INTEGER,                         -- duplicates: 0 exact, else dHash Hamming distance
   state TEXT NOT NULL DEFAULT 'pending',        -- pending|stored|duplicate|failed|skipped
   error TEXT,                                   -- reason when failed or skipped
   meta_json TEXT,
@@ -73,6 +75,7 @@ CREATE TABLE posts(
   UNIQUE(source_id, remote_id)
 );
 CREATE INDEX posts_image ON posts(image_sha256);
+CREATE INDEX posts_state ON posts(state);
 CREATE TABLE source_tags(
   post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
   tag TEXT NOT NULL,
@@ -84,10 +87,10 @@ CREATE TABLE frontier(
   id INTEGER PRIMARY KEY,
   source_id INTEGER NOT NULL REFERENCES sources(id),
   url TEXT NOT NULL,
-  kind TEXT NOT NULL,                  -- page|image|robots
-  post_id INTEGER REFERENCES posts(id),
+  kind TEXT NOT NULL,                  -- page|image
+  post_id INTEGER NOT NULL DEFAULT 0,  -- the post an image row fetches for (posts.id); 0 for pages
   depth INTEGER NOT NULL DEFAULT 0,
-  state TEXT NOT NULL DEFAULT 'queued',  -- queued|done|failed
+  state TEXT NOT NULL DEFAULT 'queued',  -- queued|done|failed|skipped
   attempts INTEGER NOT NULL DEFAULT 0,
   next_try REAL NOT NULL DEFAULT 0,    -- unix seconds
   http_status INTEGER,
@@ -95,13 +98,25 @@ CREATE TABLE frontier(
   etag TEXT,
   last_modified TEXT,
   updated_at TEXT NOT NULL,
-  UNIQUE(source_id, url)
+  UNIQUE(source_id, url, post_id)      -- two posts may serve one URL (identical files)
 );
-CREATE INDEX frontier_state ON frontier(state, next_try);
+CREATE INDEX frontier_post ON frontier(post_id);
+CREATE INDEX frontier_state ON frontier(source_id, state, next_try);
+CREATE TABLE crawl_cursors(            -- where paging of one API query stands
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  query TEXT NOT NULL,                 -- the tag query, '' for all posts
+  state TEXT NOT NULL DEFAULT 'paging',  -- paging: a pass is under way | done
+  next_page INTEGER NOT NULL DEFAULT 1,  -- the page the current pass asks for next
+  taken INTEGER NOT NULL DEFAULT 0,    -- posts taken in the current pass (for --limit)
+  pass_newest INTEGER,                 -- newest remote id seen in the current pass
+  stop_at INTEGER,                     -- the current pass stops at ids <= this (the last pass's newest)
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY(source_id, query)
+);
 CREATE TABLE robots_cache(
   origin TEXT PRIMARY KEY,             -- scheme://host:port
-  fetched_at REAL NOT NULL,
-  http_status INTEGER,
+  fetched_at REAL NOT NULL,            -- unix seconds; entries older than 24 h are refetched
+  http_status INTEGER,                 -- 0: unreachable
   body TEXT
 );
 )SQL";
@@ -129,16 +144,23 @@ CREATE TABLE faces(
   image_sha256 TEXT NOT NULL REFERENCES images(sha256),
   idx INTEGER NOT NULL,                -- order within the image
   x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,  -- face box, original pixels
-  score REAL,
+  score REAL,                          -- detector confidence 0..1
   crop_x REAL, crop_y REAL, crop_side REAL,  -- the square cropped, original pixels
   crop_path TEXT,                      -- relative to the workspace
   crop_size INTEGER,
   pad_frac REAL,                       -- fraction of the crop outside the image
   sharpness REAL,                      -- variance of the Laplacian
   mono_score REAL,                     -- 0 colourful .. 1 monochrome
+  backend TEXT,                        -- which backend(s) found it, e.g. cascade or cascade+yunet
   UNIQUE(detector_id, image_sha256, idx)
 );
 CREATE INDEX faces_image ON faces(image_sha256);
+CREATE TABLE face_crops(               -- every crop size of a face (faces.crop_path: the first)
+  face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+  size INTEGER NOT NULL,
+  path TEXT NOT NULL,                  -- relative to the workspace, PNG
+  PRIMARY KEY(face_id, size)
+) WITHOUT ROWID;
 )SQL";
 
 const char* kV1Tag = R"SQL(
@@ -201,6 +223,17 @@ FROM face_tags ft JOIN taggers t ON t.id = ft.tagger_id;
 CREATE VIEW v_source_tags AS
 SELECT st.post_id AS post_id, s.kind AS source, p.remote_id AS remote_id, st.tag AS tag
 FROM source_tags st JOIN posts p ON p.id = st.post_id JOIN sources s ON s.id = p.source_id;
+
+-- What view expressions (db/dataset.h) filter on: v_faces plus quality columns.
+CREATE VIEW v_dataset AS
+SELECT vf.*, f.sharpness AS sharpness, f.mono_score AS mono_score, f.pad_frac AS pad_frac,
+       p.rating AS rating, i.width AS image_width, i.height AS image_height,
+       (SELECT count(*) FROM faces f2 WHERE f2.image_sha256 = f.image_sha256
+          AND f2.detector_id = f.detector_id) AS faces_in_image
+FROM v_faces vf
+JOIN faces f ON f.id = vf.face_id
+LEFT JOIN posts p ON p.id = vf.post_id
+LEFT JOIN images i ON i.sha256 = f.image_sha256;
 )SQL";
 
 std::vector<std::string> Migrations() {
