@@ -1,0 +1,137 @@
+// moeforge-crawl-bench: images per second crawled from a loopback demo booru (politeness
+// limits lifted, as for any loopback host) with everything the crawl stage does: paging,
+// posts/tags/frontier rows, fetch, MD5 check, SHA-256, magic-byte sniff, header
+// dimensions, decode for the perceptual hash, exact/near dedupe, blob write (temp file,
+// fsync, rename) and batched database commits. In the same run, against the same server,
+// the Python reference (bench/crawl_reference.py: thread pool, fetch + SHA-256 + write).
+//
+//   moeforge-crawl-bench [--posts 2000] [--concurrency 16] [--python /usr/bin/python3]
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/workspace.h"
+#include "crawler/crawler.h"
+#include "crawler/near_dup.h"
+#include "db/db.h"
+#include "demo/server.h"
+
+namespace fs = std::filesystem;
+using namespace moeforge;
+
+int main(int argc, char** argv) {
+  CLI::App app{"Crawl throughput against the loopback demo booru, vs the Python reference"};
+  int posts = 2000, concurrency = 16, threads = 16;
+  std::string python = "/usr/bin/python3";
+  std::string reference = (fs::path(__FILE__).parent_path().parent_path() / "bench" / "crawl_reference.py").string();
+  std::string dir = (fs::temp_directory_path() / ("mf_crawl_bench_" + std::to_string(::getpid()))).string();
+  bool skip_python = false;
+  app.add_option("--posts", posts, "Posts on the demo booru")->capture_default_str();
+  app.add_option("--concurrency", concurrency, "moeforge crawl --concurrency")->capture_default_str();
+  app.add_option("--threads", threads, "Python reference thread pool size")->capture_default_str();
+  app.add_option("--python", python, "Python interpreter for the reference")->capture_default_str();
+  app.add_option("--reference", reference, "The reference script")->capture_default_str();
+  app.add_option("--dir", dir, "Scratch folder (removed afterwards)")->capture_default_str();
+  app.add_flag("--no-python", skip_python, "Only the moeforge crawl");
+  CLI11_PARSE(app, argc, argv);
+
+  demo::DemoBooru::Options bo;
+  bo.posts = posts;
+  bo.seed = 5;
+  bo.prerender = true;  // drawing is not what is measured
+  bo.threads = 96;  // more than the reference's threads: an idle keep-alive connection holds one
+  demo::DemoBooru booru(bo);
+  Status s = booru.Start();
+  if (!s.ok()) {
+    std::fprintf(stderr, "demo booru: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  fs::remove_all(dir);
+  Workspace ws(dir + "/ws");
+  if (!ws.CreateDirs().ok() || !db::OpenWorkspace(ws, true).ok()) return 1;
+
+  // Two moeforge runs: the full pipeline, and near-duplicate detection off (no decode:
+  // MD5-verified files are not decoded), which is the Python reference's work list.
+  auto run = [&](const std::string& name, int near_dup) -> double {
+    Workspace ws(dir + "/" + name);
+    if (!ws.CreateDirs().ok() || !db::OpenWorkspace(ws, true).ok()) return -1;
+    crawler::CrawlOptions o;
+    o.source = "danbooru";
+    o.url = booru.base_url();
+    o.concurrency = concurrency;
+    o.near_dup_threshold = near_dup;
+    o.quiet = true;
+    auto r = crawler::Crawl(ws, o);
+    if (!r.ok()) {
+      std::fprintf(stderr, "crawl: %s\n", r.status().ToString().c_str());
+      return -1;
+    }
+    int64_t handled = r->done + r->skipped + r->failed;
+    double rate = handled / r->seconds;
+    std::printf("moeforge crawl (%s): %lld posts (%lld stored, %lld duplicates, %lld failed) in %.2f s = %.0f images/s\n",
+                name.c_str(), static_cast<long long>(handled), static_cast<long long>(r->done),
+                static_cast<long long>(r->skipped), static_cast<long long>(r->failed), r->seconds, rate);
+    std::fflush(stdout);
+    return rate;
+  };
+  double ours = run("full", 4);
+  double ours_nodecode = run("no-near-dup", -1);
+  if (ours < 0 || ours_nodecode < 0) return 1;
+
+  // The near-duplicate index at a million images: build and query time.
+  {
+    crawler::NearDupIndex idx;
+    std::mt19937_64 rng(1);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<uint64_t> hs;
+    for (int i = 0; i < 1000000; ++i) {
+      hs.push_back(rng());
+      idx.Add(hs.back(), std::to_string(i));
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    int found = 0;
+    for (int q = 0; q < 10000; ++q) {
+      uint64_t h = hs[static_cast<size_t>(rng() % hs.size())] ^ (1ull << (q % 64)) ^ (1ull << ((q * 7) % 64));
+      found += idx.Find(h, 7).has_value();
+    }
+    auto t2 = std::chrono::steady_clock::now();
+    std::printf("near-dup index: 1M hashes added in %.2f s; 10k queries (threshold 7) in %.3f s = %.1f us/query, %d found\n",
+                std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+                std::chrono::duration<double>(t2 - t1).count() * 1e6 / 10000, found);
+  }
+  nlohmann::json out = {{"posts", posts}, {"moeforge_images_per_s", ours},
+                        {"moeforge_no_near_dup_images_per_s", ours_nodecode}};
+  if (!skip_python) {
+    std::string cmd = python + " " + reference + " --url " + booru.base_url() + " --out " + dir + "/py --threads " +
+                      std::to_string(threads);
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string text;
+    char buf[4096];
+    while (p && fgets(buf, sizeof buf, p)) text += buf;
+    int rc = p ? pclose(p) : -1;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (rc != 0 || j.is_discarded()) {
+      std::fprintf(stderr, "python reference failed (%d): %s\n", rc, text.c_str());
+      return 1;
+    }
+    double ref = j["images_per_s"].get<double>();
+    std::printf("python reference (%d threads): %lld images in %.2f s = %.0f images/s\n", threads,
+                static_cast<long long>(j["images"].get<int64_t>()), j["seconds"].get<double>(), ref);
+    std::printf("ratio: %.2fx full pipeline, %.2fx like for like (no decode)\n", ours / ref, ours_nodecode / ref);
+    out["python_images_per_s"] = ref;
+    out["ratio_full"] = ours / ref;
+    out["ratio_like_for_like"] = ours_nodecode / ref;
+  }
+  std::printf("%s\n", out.dump().c_str());
+  fs::remove_all(dir);
+  return 0;
+}

@@ -1,0 +1,65 @@
+// The crawl stage (DESIGN.md): sources -> posts, source tags and content-addressed
+// original images in one workspace.
+//
+//   danbooru|moebooru|gelbooru  a booru API at --url, paged newest first with --tags
+//   urls                        a text file of image URLs, one a line (# comments)
+//   html                        pages from --url: same-host links to --depth, <img> sources
+//   dir                         a local folder of images; tags from a CSV (--labels, or
+//                               labels.csv / tags.csv in the folder: column `file`, then
+//                               `tags` (space separated) or attribute columns such as
+//                               hair_color=blonde -> blonde_hair, eye_color=blue ->
+//                               blue_eyes) or per-image .txt sidecars (comma or space
+//                               separated tags)
+//
+// Every fetched file is sniffed by magic bytes, its dimensions read from its header and
+// refused above max_pixels before any decode, its SHA-256 taken, and it is stored once at
+// Workspace::BlobPath(sha) (temporary file + rename) before its images row commits. Exact
+// duplicates share one blob; near duplicates (dHash within near_dup_threshold) are linked
+// to their original (posts.image_sha256 = the original's, state "duplicate") and not
+// stored again. The frontier (every URL with its state, attempts, next try, HTTP status,
+// error, ETag/Last-Modified) lives in the database, so a crawl killed at any moment
+// resumes where it stopped; re-running a finished crawl asks the site only for posts newer
+// than the newest one it has; images that failed transiently (timeout, cut transfer, 5xx,
+// 429) are asked for again, permanent failures (404, corrupt, too large, noai...) are not.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "core/workspace.h"
+#include "db/stage_run.h"
+
+namespace moeforge::crawler {
+
+struct CrawlOptions {
+  std::string source;   // danbooru|moebooru|gelbooru|urls|html|dir
+  std::string url;      // API base URL, URL list file, start page, or folder
+  std::string tags;     // API tag query ("solo -monochrome")
+  int64_t limit = 0;    // posts (or files) to take from the source; 0 = all
+  int concurrency = 8;  // image transfers in flight (and per image host)
+  // API requests per second per host; 0 = the polite default (one request every 0.5-1.5 s)
+  // or, on loopback, unlimited.
+  double rate = 0;
+  std::string robots = "auto";  // auto (obey for urls/html, not for API pages)|obey|ignore
+  std::string user_agent_contact;  // goes into the User-Agent: "moeforge/0.1.0 (+CONTACT)"
+  std::string labels;   // dir: a CSV of file,tags... (default: labels.csv / tags.csv there)
+  int64_t max_bytes = 50 << 20;       // larger files are refused while streaming
+  int64_t max_pixels = 50'000'000;    // larger declared dimensions are refused undecoded
+  int near_dup_threshold = 4;         // dHash Hamming distance; -1 turns near-dup off
+  int depth = 1;                      // html: link depth from the start page
+  int page_limit = 0;                 // API page size; 0 = the dialect's maximum
+  double timeout_s = 20;              // low-speed (stall) timeout per transfer
+  int retries = 3;                    // extra attempts for transient failures
+  bool json = false;                  // summary as JSON (the CLI prints it)
+  bool quiet = false;                 // no progress line
+};
+
+// Runs one crawl into `ws` (which must exist: `moeforge init`). Prints the politeness
+// choice and a progress line on stderr; returns the summary (done = files stored, skipped
+// = already there, exact or near duplicates, restricted; failed by reason), which is also
+// recorded in stage_runs. InvalidArgument for bad options, Network when the source itself
+// cannot be read (the API's first page, the list file).
+Result<db::StageSummary> Crawl(const Workspace& ws, const CrawlOptions& opts);
+
+}  // namespace moeforge::crawler

@@ -1,0 +1,381 @@
+#include "crawler/ingest.h"
+
+#include <openssl/evp.h>
+
+#include <cctype>
+#include <filesystem>
+
+#include "core/hash.h"
+#include "crawler/image_probe.h"
+
+namespace moeforge::crawler {
+
+namespace {
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Md5Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < n; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+bool IsMd5(const std::string& s) {
+  if (s.size() != 32) return false;
+  for (char c : s)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// X-Robots-Tag: "noai", "noimageai", or "googlebot: noai" style per-agent forms, in any
+// case, comma separated.
+bool ForbidsAi(const std::string& header) {
+  std::string h = Lower(header);
+  for (const char* word : {"noai", "noimageai"}) {
+    size_t pos = 0;
+    while ((pos = h.find(word, pos)) != std::string::npos) {
+      bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(h[pos - 1]));
+      size_t end = pos + std::strlen(word);
+      bool right = end >= h.size() || !std::isalnum(static_cast<unsigned char>(h[end]));
+      if (left && right) return true;
+      pos = end;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void CrawlCounters::Skipped(const std::string& why) {
+  skipped_++;
+  std::lock_guard<std::mutex> l(mu_);
+  skips_[why]++;
+}
+
+void CrawlCounters::Failed(const std::string& reason) {
+  failed_++;
+  std::lock_guard<std::mutex> l(mu_);
+  failures_[reason]++;
+}
+
+void CrawlCounters::FillSummary(db::StageSummary& s) const {
+  std::lock_guard<std::mutex> l(mu_);
+  s.done = stored_;
+  s.skipped = skipped_;
+  s.failed = 0;
+  s.failures.clear();
+  for (const auto& [r, n] : failures_) s.Fail(r, n);
+  s.extra["skipped_by_reason"] = skips_;
+  s.extra["bytes"] = bytes_.load();
+  s.extra["pages"] = pages_.load();
+}
+
+Ingestor::Ingestor(const Workspace& ws, db::BatchWriter& writer, Options opts, CrawlCounters& counters,
+                   WorkPool* pool)
+    : ws_(ws), writer_(writer), opts_(opts), counters_(counters), pool_(pool), blobs_(ws) {}
+
+Status Ingestor::Load(db::Database& db) {
+  MF_ASSIGN_OR_RETURN(db::Stmt st, db.Prepare("SELECT sha256, phash, near_dup_of, blob_path FROM images"));
+  std::lock_guard<std::mutex> l(mu_);
+  while (true) {
+    MF_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    std::string sha = st.Text(0);
+    Claim c;
+    c.submitted = true;
+    if (!st.IsNull(2)) {
+      c.link = st.Text(2);
+      // The distance of an old near duplicate is in its posts; 1 marks "near" here.
+      c.distance = 1;
+    } else {
+      c.link = sha;
+      if (!st.IsNull(1) && !st.IsNull(3)) index_.Add(static_cast<uint64_t>(st.Int(1)), sha);
+    }
+    claims_[sha] = std::move(c);
+  }
+  return Status::Ok();
+}
+
+void Ingestor::Expect(int64_t seq) {
+  std::lock_guard<std::mutex> l(mu_);
+  outstanding_.insert(seq);
+}
+
+int64_t Ingestor::outstanding() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return static_cast<int64_t>(outstanding_.size());
+}
+
+int64_t Ingestor::stored_originals() const { return static_cast<int64_t>(index_.size()); }
+
+Ingestor::Analysis Ingestor::Analyse(const FetchedItem& item) {
+  Analysis a;
+  if (!item.fail_reason.empty()) {
+    a.fail_reason = item.fail_reason;
+    a.fail_detail = item.fail_detail;
+    return a;
+  }
+  // The politeness policy: a file whose host says noai/noimageai is not kept.
+  if (opts_.honour_x_robots && ForbidsAi(item.x_robots_tag)) {
+    a.fail_reason = "noai";
+    a.fail_detail = "X-Robots-Tag: " + item.x_robots_tag;
+    return a;
+  }
+  ImageProbe p = ProbeImage(item.body.data(), item.body.size());
+  if (p.format.empty()) {
+    std::string ct = Lower(item.content_type);
+    bool says_image = ct.rfind("image/", 0) == 0 || ct.rfind("application/octet-stream", 0) == 0;
+    a.fail_reason = (item.frontier_id != 0 && !says_image) ? "content_type" : "corrupt";
+    a.fail_detail = "not an image (Content-Type '" + item.content_type + "')";
+    return a;
+  }
+  a.format = p.format;
+  a.width = p.width;
+  a.height = p.height;
+  if (p.width <= 0 || p.height <= 0) {
+    a.fail_reason = "corrupt";
+    a.fail_detail = "no dimensions in the " + p.format + " header";
+    return a;
+  }
+  if (p.width * p.height > opts_.max_pixels) {
+    a.fail_reason = "huge_dims";
+    a.fail_detail = std::to_string(p.width) + "x" + std::to_string(p.height) + " exceeds the pixel limit";
+    return a;
+  }
+  bool md5_verified = false;
+  if (IsMd5(item.expect_md5)) {
+    if (Md5Hex(item.body) != Lower(item.expect_md5)) {
+      a.fail_reason = "corrupt";
+      a.fail_detail = "MD5 differs from the site's";
+      return a;
+    }
+    md5_verified = true;
+  }
+  a.sha = Sha256Hex(item.body);
+  bool known;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    known = claims_.count(a.sha) > 0;
+  }
+  // An exact duplicate needs no decode; everything else is decoded once, which both
+  // proves the file is an image and gives the perceptual hash. With near-duplicate
+  // detection off, a file whose MD5 matches the site's is exactly what the site holds and
+  // is not decoded (the detector decodes it anyway).
+  bool need_decode = opts_.near_dup_threshold >= 0 || !md5_verified;
+  if (!known && need_decode) {
+    auto h = DHashOfEncoded(item.body);
+    if (!h.ok()) {
+      a.fail_reason = "corrupt";
+      a.fail_detail = "does not decode as " + p.format;
+      return a;
+    }
+    a.phash = *h;
+    a.have_phash = true;
+  }
+  return a;
+}
+
+void Ingestor::Process(FetchedItem item) {
+  Analysis a = Analyse(item);
+  if (item.fail_reason.empty()) counters_.Bytes(static_cast<int64_t>(item.body.size()));
+  std::vector<Ready> stores;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    int64_t seq = item.seq;
+    ready_[seq] = Ready{std::move(item), std::move(a)};
+    while (!outstanding_.empty()) {
+      auto it = ready_.find(*outstanding_.begin());
+      if (it == ready_.end()) break;
+      Ready r = std::move(it->second);
+      ready_.erase(it);
+      outstanding_.erase(outstanding_.begin());
+      DecideLocked(std::move(r), stores);
+    }
+  }
+  if (!pool_) {
+    for (auto& r : stores) StoreBlob(std::move(r));
+    return;
+  }
+  for (auto& r : stores) {
+    auto shared = std::make_shared<Ready>(std::move(r));
+    pool_->Submit([this, shared] { StoreBlob(std::move(*shared)); });
+  }
+}
+
+void Ingestor::DecideLocked(Ready r, std::vector<Ready>& stores) {
+  const Analysis& a = r.a;
+  if (!a.fail_reason.empty()) {
+    SubmitFailLocked(r.item, a.fail_reason, a.fail_detail);
+    return;
+  }
+  auto known = claims_.find(a.sha);
+  if (known == claims_.end() && !a.have_phash && opts_.near_dup_threshold >= 0) {
+    // Known when analysed, but that claim was dropped since (its original failed to
+    // store): cannot happen without a phash, so decode now.
+    auto h = DHashOfEncoded(r.item.body);
+    if (!h.ok()) {
+      SubmitFailLocked(r.item, "corrupt", "does not decode");
+      return;
+    }
+    r.a.phash = *h;
+    r.a.have_phash = true;
+  }
+  if (known != claims_.end()) {
+    // Exact duplicate (of an original or of a near duplicate): link to the original.
+    std::string link = known->second.link;
+    int distance = known->second.distance;
+    Claim& orig = claims_[link];
+    FetchedItem item = std::move(r.item);
+    Analysis an = r.a;
+    if (orig.submitted) {
+      SubmitLinkLocked(item, an, link, distance, false);
+    } else {
+      auto shared = std::make_shared<FetchedItem>(std::move(item));
+      orig.parked.push_back([this, shared, an, link, distance] { SubmitLinkLocked(*shared, an, link, distance, false); });
+    }
+    return;
+  }
+  if (opts_.near_dup_threshold >= 0 && r.a.have_phash) {
+    auto m = index_.Find(a.phash, opts_.near_dup_threshold);
+    if (m) {
+      const std::string& link = m->first;
+      Claim c;
+      c.link = link;
+      c.distance = m->second;
+      claims_[a.sha] = c;
+      Claim& orig = claims_[link];
+      FetchedItem item = std::move(r.item);
+      Analysis an = r.a;
+      int d = m->second;
+      std::string sha = a.sha;
+      if (orig.submitted) {
+        SubmitLinkLocked(item, an, link, d, true);
+        claims_[sha].submitted = true;
+      } else {
+        auto shared = std::make_shared<FetchedItem>(std::move(item));
+        orig.parked.push_back([this, shared, an, link, d, sha] {
+          SubmitLinkLocked(*shared, an, link, d, true);
+          claims_[sha].submitted = true;
+        });
+      }
+      return;
+    }
+  }
+  Claim c;
+  c.link = a.sha;
+  claims_[a.sha] = c;
+  if (r.a.have_phash) index_.Add(r.a.phash, a.sha);
+  stores.push_back(std::move(r));
+}
+
+void Ingestor::StoreBlob(Ready r) {
+  const Analysis& a = r.a;
+  Result<int64_t> ticket = blobs_.Put(a.sha, r.item.body);
+  std::lock_guard<std::mutex> l(mu_);
+  if (!ticket.ok()) {
+    SubmitFailLocked(r.item, "io_error", ticket.status().ToString());
+    // Whoever waited on this original cannot link to it.
+    auto parked = std::move(claims_[a.sha].parked);
+    claims_.erase(a.sha);
+    (void)parked;  // their rows stay pending and are retried on the next run
+    return;
+  }
+  auto item = std::make_shared<FetchedItem>(std::move(r.item));
+  Analysis an = a;
+  std::string rel = ws_.BlobPath(a.sha, true);
+  std::string now = db::NowIso();
+  int64_t t = *ticket;
+  BlobStore* blobs = &blobs_;
+  writer_.Submit([item, an, rel, now, t, blobs](db::Database& db) -> Status {
+    // The blob reaches stable storage before the row naming it can commit.
+    MF_RETURN_IF_ERROR(blobs->EnsureDurable(t));
+    MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
+        "INSERT OR IGNORE INTO images(sha256, bytes, width, height, format, phash, near_dup_of, blob_path, added_at) "
+        "VALUES(?,?,?,?,?,?,NULL,?,?)"));
+    ins->BindAll(an.sha, static_cast<int64_t>(item->body.size()), an.width, an.height, an.format,
+                 static_cast<int64_t>(an.phash), rel, now);
+    if (!an.have_phash) ins->Bind(6, nullptr);
+    MF_RETURN_IF_ERROR(ins->Run());
+    MF_ASSIGN_OR_RETURN(db::Stmt * up, db.Cached(
+        "UPDATE posts SET image_sha256=?, content_sha256=?, dup_distance=NULL, state='stored', error=NULL, "
+        "width=?, height=?, updated_at=? WHERE id=?"));
+    MF_RETURN_IF_ERROR(up->BindAll(an.sha, an.sha, an.width, an.height, now, item->post_id).Run());
+    if (item->frontier_id) {
+      MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
+          "UPDATE frontier SET state='done', http_status=?, error=NULL, attempts=attempts+?, updated_at=? WHERE id=?"));
+      MF_RETURN_IF_ERROR(fr->BindAll(item->http_status, item->attempts, now, item->frontier_id).Run());
+    }
+    return Status::Ok();
+  });
+  counters_.Stored();
+  MarkSubmittedLocked(a.sha);
+}
+
+void Ingestor::MarkSubmittedLocked(const std::string& sha) {
+  auto it = claims_.find(sha);
+  if (it == claims_.end()) return;
+  it->second.submitted = true;
+  auto parked = std::move(it->second.parked);
+  it->second.parked.clear();
+  for (auto& fn : parked) fn();
+}
+
+void Ingestor::SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail) {
+  counters_.Failed(reason);
+  int64_t post_id = item.post_id, fid = item.frontier_id;
+  int status = item.http_status, attempts = item.attempts;
+  std::string now = db::NowIso();
+  writer_.Submit([=](db::Database& db) -> Status {
+    MF_ASSIGN_OR_RETURN(db::Stmt * up,
+                        db.Cached("UPDATE posts SET state='failed', error=?, updated_at=? WHERE id=? AND state<>'stored'"));
+    MF_RETURN_IF_ERROR(up->BindAll(reason, now, post_id).Run());
+    if (fid) {
+      MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
+          "UPDATE frontier SET state='failed', http_status=?, error=?, attempts=attempts+?, updated_at=? WHERE id=?"));
+      MF_RETURN_IF_ERROR(
+          fr->BindAll(status, detail.empty() ? reason : reason + ": " + detail, attempts, now, fid).Run());
+    }
+    return Status::Ok();
+  });
+}
+
+void Ingestor::SubmitLinkLocked(const FetchedItem& item, const Analysis& an, const std::string& link, int distance,
+                                bool insert_image_row) {
+  counters_.Skipped(an.sha == link ? "duplicate" : "near_duplicate");
+  int64_t post_id = item.post_id, fid = item.frontier_id;
+  int status = item.http_status, attempts = item.attempts;
+  int64_t bytes = static_cast<int64_t>(item.body.size());
+  std::string now = db::NowIso();
+  writer_.Submit([=](db::Database& db) -> Status {
+    if (insert_image_row) {
+      // Known content, not stored: no blob_path, near_dup_of names the original.
+      MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
+          "INSERT OR IGNORE INTO images(sha256, bytes, width, height, format, phash, near_dup_of, blob_path, added_at) "
+          "VALUES(?,?,?,?,?,?,?,NULL,?)"));
+      MF_RETURN_IF_ERROR(
+          ins->BindAll(an.sha, bytes, an.width, an.height, an.format, static_cast<int64_t>(an.phash), link, now).Run());
+    }
+    MF_ASSIGN_OR_RETURN(db::Stmt * up, db.Cached(
+        "UPDATE posts SET image_sha256=?, content_sha256=?, dup_distance=?, state='duplicate', error=NULL, "
+        "width=?, height=?, updated_at=? WHERE id=?"));
+    MF_RETURN_IF_ERROR(up->BindAll(link, an.sha, distance, an.width, an.height, now, post_id).Run());
+    if (fid) {
+      MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
+          "UPDATE frontier SET state='done', http_status=?, error=NULL, attempts=attempts+?, updated_at=? WHERE id=?"));
+      MF_RETURN_IF_ERROR(fr->BindAll(status, attempts, now, fid).Run());
+    }
+    return Status::Ok();
+  });
+}
+
+}  // namespace moeforge::crawler

@@ -1,0 +1,69 @@
+// Helpers shared by the crawler's end-to-end tests: a throw-away workspace and the
+// storage invariants every crawl must leave.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "core/hash.h"
+#include "core/workspace.h"
+#include "db/db.h"
+
+namespace moeforge::crawler::testing_util {
+
+namespace fs = std::filesystem;
+
+struct Env {
+  std::string dir;
+  Workspace ws;
+  explicit Env(const std::string& name)
+      : dir((fs::temp_directory_path() / ("mf_crawl_" + name + "_" + std::to_string(::getpid()))).string()), ws(dir) {
+    fs::remove_all(dir);
+    EXPECT_TRUE(ws.CreateDirs().ok());
+    auto db = db::OpenWorkspace(ws, true);
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+  }
+  ~Env() { fs::remove_all(dir); }
+  std::unique_ptr<db::Database> Db() { return std::move(db::OpenWorkspace(ws).value()); }
+  int64_t Q(const std::string& sql) { return Db()->QueryInt(sql).value(); }
+  // remote_id -> state/error
+  std::map<std::string, std::pair<std::string, std::string>> Posts() {
+    auto db = Db();
+    auto st = db->Prepare("SELECT remote_id, state, COALESCE(error,'') FROM posts").value();
+    std::map<std::string, std::pair<std::string, std::string>> out;
+    while (st.Step().value()) out[st.Text(0)] = {st.Text(1), st.Text(2)};
+    return out;
+  }
+};
+
+// Every images row with a blob_path has that file with that content; every file under
+// blobs/ has a row; every stored/duplicate post points at a stored blob.
+inline void CheckInvariants(Env& env) {
+  auto db = env.Db();
+  auto st = db->Prepare("SELECT sha256, blob_path FROM images WHERE blob_path IS NOT NULL").value();
+  std::set<std::string> rows;
+  while (st.Step().value()) {
+    std::string sha = st.Text(0);
+    rows.insert(sha);
+    auto h = Sha256File(env.ws.Abs(st.Text(1)));
+    ASSERT_TRUE(h.ok()) << "row without blob: " << sha;
+    EXPECT_EQ(*h, sha);
+  }
+  std::set<std::string> files;
+  for (auto& e : fs::recursive_directory_iterator(env.ws.blobs_dir()))
+    if (e.is_regular_file()) files.insert(e.path().filename().string());
+  EXPECT_EQ(files, rows) << "blobs without rows or rows without blobs";
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate') AND image_sha256 NOT IN "
+                  "(SELECT sha256 FROM images WHERE blob_path IS NOT NULL)"),
+            0);
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state='stored' AND image_sha256 <> content_sha256"), 0);
+}
+
+
+}  // namespace moeforge::crawler::testing_util
