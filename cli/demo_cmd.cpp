@@ -1,6 +1,7 @@
 // moeforge demo [--out DIR]: the whole pipeline against the in-process demo booru.
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "cli/command.h"
 #include "cli/pipeline.h"
@@ -20,6 +21,7 @@ Command AddDemoCommand(CLI::App& root) {
     int resolution = 32;
     int tag_epochs = 12;
     int threads = 0;
+    int port = 8766;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -31,6 +33,11 @@ Command AddDemoCommand(CLI::App& root) {
   app->add_option("--resolution", o->resolution, "GAN resolution")->capture_default_str()->check(CLI::IsMember({32, 64, 128}));
   app->add_option("--tag-epochs", o->tag_epochs, "Epochs of the built-in tagger")->capture_default_str()->check(CLI::Range(1, 1000));
   app->add_option("--threads", o->threads, "Threads for every stage (0 = all cores)")->capture_default_str();
+  app->add_option("--port", o->port,
+                  "Loopback port of the demo booru; a fixed port keeps the source's URL, so a re-run resumes "
+                  "(0 = any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
   app->add_flag("--json", o->json, "Stage summaries as JSON lines");
   return {app, [o]() -> int {
             // Fail early, with the fix, when a model of the default detector is missing.
@@ -42,9 +49,18 @@ Command AddDemoCommand(CLI::App& root) {
             demo::DemoBooru::Options bo;
             bo.posts = o->posts;
             bo.seed = o->seed;
-            demo::DemoBooru booru(bo);
-            Status s = booru.Start();
+            bo.port = o->port;
+            auto booru_ptr = std::make_unique<demo::DemoBooru>(bo);
+            Status s = booru_ptr->Start();
+            if (!s.ok() && o->port != 0) {
+              // The port is taken: any free one will do, but the crawl then sees a new source.
+              std::fprintf(stderr, "demo: port %d is busy (%s); using a free port\n", o->port, s.message().c_str());
+              bo.port = 0;
+              booru_ptr = std::make_unique<demo::DemoBooru>(bo);
+              s = booru_ptr->Start();
+            }
             if (!s.ok()) return Fail("demo", s.WithContext("starting the demo booru"));
+            demo::DemoBooru& booru = *booru_ptr;
             std::fprintf(stderr, "demo booru listening on %s (%d posts)\n", booru.base_url().c_str(), o->posts);
 
             PipelineConfig p;

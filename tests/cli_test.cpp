@@ -10,7 +10,7 @@ namespace moeforge::testing {
 namespace {
 
 TEST(Cli, HelpListsTheSubcommands) {
-  Run r = Moeforge("--help");
+  Outcome r = Moeforge("--help");
   EXPECT_EQ(r.status, 0) << r.out;
   for (const char* cmd : {"init", "status", "demo-booru", "crawl", "detect", "tag", "train", "sample", "eval",
                           "demo", "run", "models", "view", "export"})
@@ -32,13 +32,13 @@ TEST(Cli, EachHelpShowsItsFlagsWithDefaults) {
       {"status --help", "--json"},
   };
   for (const auto& c : cases) {
-    Run r = Moeforge(c.args);
+    Outcome r = Moeforge(c.args);
     EXPECT_EQ(r.status, 0) << c.args << "\n" << r.out;
     EXPECT_NE(r.out.find(c.must_contain), std::string::npos) << c.args << "\n" << r.out;
   }
   // Defaults are printed.
-  Run demo = Moeforge("demo --help");
-  EXPECT_NE(demo.out.find("[moeforge-demo]"), std::string::npos) << demo.out;
+  Outcome demo = Moeforge("demo --help");
+  EXPECT_NE(demo.out.find("--out TEXT=moeforge-demo"), std::string::npos) << demo.out;
 }
 
 TEST(Cli, BadUsageExitsTwoWithOneLine) {
@@ -55,7 +55,7 @@ TEST(Cli, BadUsageExitsTwoWithOneLine) {
   for (std::string args : bad) {
     auto pos = args.find("WS");
     if (pos != std::string::npos) args.replace(pos, 2, ws + "/ws");
-    Run r = Moeforge(args);
+    Outcome r = Moeforge(args);
     EXPECT_EQ(r.status, 2) << args << "\n" << r.out;
     std::string s = r.out;
     while (!s.empty() && s.back() == '\n') s.pop_back();

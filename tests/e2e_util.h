@@ -11,7 +11,7 @@
 
 namespace moeforge::testing {
 
-struct Run {
+struct Outcome {
   int status = -1;      // exit status
   std::string out;      // stdout + stderr
   std::string LastLine() const {
@@ -29,9 +29,9 @@ inline std::string Bin() {
 
 // Runs `moeforge ARGS` through the shell; stderr is folded into out unless
 // `stdout_only`.
-inline Run Moeforge(const std::string& args, bool stdout_only = false) {
+inline Outcome Moeforge(const std::string& args, bool stdout_only = false) {
   std::string cmd = Bin() + " " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
-  Run r;
+  Outcome r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
   std::array<char, 4096> buf{};

@@ -1,5 +1,7 @@
 // The walking skeleton end to end: `moeforge demo` and `moeforge run` on the real
 // binaries against the demo booru on loopback, then the same again (nothing redone).
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -15,8 +17,8 @@ namespace {
 
 bool HaveCascade() { return ResolveModel("lbpcascade_animeface").ok() && ResolveModel("yunet").ok(); }
 
-nlohmann::json Status(const std::string& ws) {
-  Run r = Moeforge("status -w " + ws + " --json", true);
+nlohmann::json WorkspaceStatusJson(const std::string& ws) {
+  Outcome r = Moeforge("status -w " + ws + " --json", true);
   EXPECT_EQ(r.status, 0);
   return nlohmann::json::parse(r.LastLine(), nullptr, false);
 }
@@ -24,7 +26,10 @@ nlohmann::json Status(const std::string& ws) {
 TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface or yunet not on MOEFORGE_MODEL_PATH";
   std::string out = TempDir("demo");
-  Run r = Moeforge("demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3");
+  // A fixed port per test process: the re-run below must see the same source URL.
+  std::string args = "demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3 --port " +
+                     std::to_string(20000 + getpid() % 20000);
+  Outcome r = Moeforge(args);
   ASSERT_EQ(r.status, 0) << r.out;
   std::string png = out + "/sample.png";
   EXPECT_NE(r.LastLine().find(png), std::string::npos) << "the closing line says where the grid is: " << r.LastLine();
@@ -35,7 +40,7 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   cv::meanStdDev(grid, mean, stddev);
   EXPECT_GT(stddev[0] + stddev[1] + stddev[2], 5.0) << "a flat grid: the generator produced nothing";
 
-  nlohmann::json st = Status(out + "/ws");
+  nlohmann::json st = WorkspaceStatusJson(out + "/ws");
   ASSERT_FALSE(st.is_discarded());
   EXPECT_GE(st["posts"].value("stored", 0), 50) << st.dump();
   int64_t faces = 0;
@@ -45,9 +50,9 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   EXPECT_EQ(st["runs"][0]["step"], 20);
 
   // Again: every stage finds its work done.
-  Run again = Moeforge("demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3 --json", true);
+  Outcome again = Moeforge(args + " --json", true);
   ASSERT_EQ(again.status, 0) << again.out;
-  nlohmann::json st2 = Status(out + "/ws");
+  nlohmann::json st2 = WorkspaceStatusJson(out + "/ws");
   EXPECT_EQ(st2["posts"], st["posts"]);
   EXPECT_EQ(st2["faces"], st["faces"]);
   EXPECT_EQ(st2["runs"][0]["step"], 20);
@@ -60,7 +65,7 @@ TEST(Pipeline, RunReadsAConfigAndRejectsUnknownKeys) {
     std::ofstream bad(dir + "/bad.toml");
     bad << "workspace = '" << dir << "/ws'\n[train]\nstepz = 3\n";
   }
-  Run b = Moeforge("run " + dir + "/bad.toml");
+  Outcome b = Moeforge("run " + dir + "/bad.toml");
   EXPECT_EQ(b.status, 2) << b.out;
   EXPECT_NE(b.out.find("unknown key 'train.stepz'"), std::string::npos) << b.out;
 
@@ -75,10 +80,10 @@ TEST(Pipeline, RunReadsAConfigAndRejectsUnknownKeys) {
         << "d_channels = 16\nd_blocks = 1\n"
         << "[sample]\ntags = 'blonde_hair blue_eyes'\nn = 4\nout = 'grid.png'\n";
   }
-  Run r = Moeforge("run " + dir + "/run.toml --set train.steps=12");
+  Outcome r = Moeforge("run " + dir + "/run.toml --set train.steps=12");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir + "/ws/grid.png")) << r.out;
-  nlohmann::json st = Status(dir + "/ws");
+  nlohmann::json st = WorkspaceStatusJson(dir + "/ws");
   EXPECT_EQ(st["runs"][0]["step"], 12) << "--set overrides the file";
 }
 
