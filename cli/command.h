@@ -36,5 +36,6 @@ Command AddRunCommand(CLI::App& root);         // run_cmd.cpp
 Command AddModelsCommand(CLI::App& root);      // models_cmd.cpp
 Command AddViewCommand(CLI::App& root);        // view_cmd.cpp
 Command AddExportCommand(CLI::App& root);      // export_cmd.cpp
+Command AddServeCommand(CLI::App& root);       // serve_cmd.cpp
 
 }  // namespace moeforge::cli
