@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <random>
@@ -88,18 +89,22 @@ TEST(CrawlKill, SigkillAtRandomMomentsThenResumeEqualsUninterrupted) {
   };
 
   Env ref("kill_ref");
+  auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(WaitExit(Spawn(args(ref))), 0);
+  double ref_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   auto want = Outcomes(ref);
   ASSERT_EQ(want.size(), 160u);
 
   Env env("kill_victim");
   unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(50, 700);
+  // Kill moments as fractions of the uninterrupted crawl's time, so that on a quiet or a
+  // busy machine alike the five runs together cover less than one whole crawl.
+  std::uniform_real_distribution<double> fraction(0.05, 0.18);
   int killed_mid_crawl = 0;
   for (int k = 0; k < 5; ++k) {
     pid_t pid = Spawn(args(env));
-    int ms = delay_ms(rng);
+    int ms = std::max(20, static_cast<int>(fraction(rng) * ref_ms));
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     int r = ::kill(pid, SIGKILL);
     int code = WaitExit(pid);
