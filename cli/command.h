@@ -21,6 +21,11 @@ struct Command {
 // Prints "moeforge <cmd>: <status>" on stderr; returns status.ExitCode().
 int Fail(const std::string& cmd, const Status& status);
 
+// For commands that serve until stopped: block SIGINT/SIGTERM in this thread (and so
+// in every thread started after), then wait for one; returns the signal number.
+void BlockStopSignals();
+int WaitForStopSignal();
+
 // The commands, one per file in cli/.
 Command AddInitCommand(CLI::App& root);        // init_cmd.cpp
 Command AddStatusCommand(CLI::App& root);      // status_cmd.cpp

@@ -2,7 +2,6 @@
 // first stdout line is "listening on http://HOST:PORT" so that scripts and tests can
 // start it with --port 0 and read where it went; with --dump-truth the truth file is
 // complete before that line appears.
-#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -50,13 +49,7 @@ Command AddDemoBooruCommand(CLI::App& root) {
   app->add_flag("--json", o->json, "Print the closing summary as JSON")->capture_default_str();
 
   return {app, [o]() -> int {
-            // Block the stop signals before any thread starts, so every thread inherits the
-            // mask and only sigwait() below sees them.
-            sigset_t stop;
-            sigemptyset(&stop);
-            sigaddset(&stop, SIGINT);
-            sigaddset(&stop, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+            BlockStopSignals();  // before any thread starts, so every thread inherits it
 
             o->booru.prerender = !o->lazy;
             auto t0 = std::chrono::steady_clock::now();
@@ -72,8 +65,7 @@ Command AddDemoBooruCommand(CLI::App& root) {
             std::fprintf(stderr, "demo-booru: %d posts, seed %llu, faults \"%s\"; Ctrl-C stops\n", o->booru.posts,
                          static_cast<unsigned long long>(o->booru.seed), booru.fault_spec().ToString().c_str());
 
-            int sig = 0;
-            sigwait(&stop, &sig);
+            WaitForStopSignal();
             booru.Stop();
 
             demo::ServerStats st = booru.stats();

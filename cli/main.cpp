@@ -1,5 +1,8 @@
 // The `moeforge` umbrella command. Also installed under the stage names
 // (moeforge-crawl ...): invoked so, it runs that subcommand.
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,6 +17,28 @@ namespace moeforge::cli {
 int Fail(const std::string& cmd, const Status& status) {
   std::fprintf(stderr, "moeforge %s: %s\n", cmd.c_str(), status.ToString().c_str());
   return status.ExitCode();
+}
+
+namespace {
+sigset_t StopSet() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  return stop;
+}
+}  // namespace
+
+void BlockStopSignals() {
+  sigset_t stop = StopSet();
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+}
+
+int WaitForStopSignal() {
+  sigset_t stop = StopSet();
+  int sig = 0;
+  sigwait(&stop, &sig);
+  return sig;
 }
 
 }  // namespace moeforge::cli

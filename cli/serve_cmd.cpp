@@ -1,7 +1,6 @@
 // moeforge serve -w WS [--host 127.0.0.1] [--port 8765] [--run NAME]: the generator web
 // page (server/server.h) until SIGINT/SIGTERM. The first stdout line is
 // "listening on http://HOST:PORT", so that scripts and tests can start it with --port 0.
-#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -37,13 +36,7 @@ Command AddServeCommand(CLI::App& root) {
   app->add_flag("--json", o->json, "Print the closing summary as JSON")->capture_default_str();
 
   return {app, [o]() -> int {
-            // Block the stop signals before any thread starts, so every thread inherits the
-            // mask and only sigwait() below sees them.
-            sigset_t stop;
-            sigemptyset(&stop);
-            sigaddset(&stop, SIGINT);
-            sigaddset(&stop, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+            BlockStopSignals();  // before any thread starts, so every thread inherits it
 
             auto t0 = std::chrono::steady_clock::now();
             server::SampleServer srv(Workspace(o->ws), o->serve);
@@ -53,8 +46,7 @@ Command AddServeCommand(CLI::App& root) {
             std::fflush(stdout);
             std::fprintf(stderr, "serve: workspace %s; Ctrl-C stops\n", o->ws.c_str());
 
-            int sig = 0;
-            sigwait(&stop, &sig);
+            WaitForStopSignal();
             srv.Stop();
 
             db::StageSummary sum;

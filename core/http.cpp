@@ -1,4 +1,5 @@
 #include "core/http.h"
+#include "core/strings.h"
 
 #include <curl/curl.h>
 
@@ -23,18 +24,6 @@ namespace {
 
 double MonoNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
 }
 
 void GlobalInit() {
@@ -69,7 +58,7 @@ std::string OriginOf(const std::string& url) {
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-      out = Lower(std::string(scheme) + "://" + host + ":" + port);
+      out = AsciiLower(std::string(scheme) + "://" + host + ":" + port);
     }
     curl_free(scheme);
     curl_free(host);
@@ -85,7 +74,7 @@ std::string HostOf(const std::string& url) {
   std::string out;
   if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char* host = nullptr;
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) out = Lower(host);
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) out = AsciiLower(host);
     curl_free(host);
   }
   curl_url_cleanup(u);
@@ -125,7 +114,7 @@ std::string ResolveUrl(const std::string& base, const std::string& ref) {
 }
 
 bool IsLoopbackHost(const std::string& host) {
-  std::string h = Lower(host);
+  std::string h = AsciiLower(host);
   if (!h.empty() && h.front() == '[') h = h.substr(1, h.size() - 2);
   return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
 }
@@ -210,7 +199,7 @@ size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
   }
   auto colon = line.find(':');
   if (colon == std::string::npos) return len;
-  std::string name = Lower(Trim(line.substr(0, colon)));
+  std::string name = AsciiLower(Trim(line.substr(0, colon)));
   std::string value = Trim(line.substr(colon + 1));
   it->resp.headers[name] = value;
   if (name == "content-length" && it->req.max_bytes > 0) {

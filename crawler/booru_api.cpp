@@ -1,4 +1,5 @@
 #include "crawler/booru_api.h"
+#include "core/strings.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -38,18 +39,6 @@ std::string StripSlash(std::string s) {
   return s;
 }
 
-std::string Trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
-}
-
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // A field as text whatever JSON type the site used; "" for null or absent.
 std::string Str(const json& o, const char* key) {
   auto it = o.find(key);
@@ -85,7 +74,7 @@ std::string ExtOf(const std::string& url) {
   auto slash = path.find_last_of('/');
   auto dot = path.find_last_of('.');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
-  return Lower(path.substr(dot + 1));
+  return AsciiLower(path.substr(dot + 1));
 }
 
 bool IsImageExt(const std::string& e) {
@@ -124,7 +113,7 @@ std::string UnixToIso(int64_t t) {
 }
 
 std::string NormalizeRating(const std::string& raw, Dialect d, bool new_letters) {
-  std::string r = Lower(raw);
+  std::string r = AsciiLower(raw);
   if (r == "g") return "general";
   if (r == "s") {
     // Danbooru's letters changed in 2022: before, s meant safe; after, sensitive (and g
@@ -152,7 +141,7 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
   if (p.width == 0) p.width = Int(o, "width");
   p.height = Int(o, "image_height");
   if (p.height == 0) p.height = Int(o, "height");
-  p.file_ext = Lower(Str(o, "file_ext"));
+  p.file_ext = AsciiLower(Str(o, "file_ext"));
   if (p.file_ext.empty()) p.file_ext = ExtOf(p.file_url.empty() ? Str(o, "image") : p.file_url);
   if (p.file_ext == "jpeg") p.file_ext = "jpg";
   auto ca = o.find("created_at");
@@ -256,7 +245,7 @@ Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::st
   }
   bool new_letters = false;
   for (const auto& o : objs)
-    if (Lower(Str(o, "rating")) == "g") new_letters = true;
+    if (AsciiLower(Str(o, "rating")) == "g") new_letters = true;
   for (const auto& o : objs) {
     PostRecord p = ReadPost(d, o, base, new_letters);
     if (p.remote_id.empty()) return Status::Corrupt("a post without an id");

@@ -2,6 +2,7 @@
 // folder) into the frontier and posts tables, fetches the files through the one HTTP
 // client and hands them to the Ingestor. See crawler.h for the contract.
 #include "crawler/crawler.h"
+#include "core/strings.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -46,25 +47,13 @@ double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
-}
-
 std::string StripSlash(std::string s) {
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s;
 }
 
 bool IsHttpUrl(const std::string& u) {
-  std::string l = Lower(u.substr(0, 8));
+  std::string l = AsciiLower(u.substr(0, 8));
   return l.rfind("http://", 0) == 0 || l.rfind("https://", 0) == 0;
 }
 
@@ -678,7 +667,7 @@ namespace {
 // The values of attribute `attr` of every <tag ...> in `html` (case-insensitive).
 std::vector<std::string> AttrValues(const std::string& html, const std::string& tag, const std::string& attr) {
   std::vector<std::string> out;
-  std::string lower = Lower(html);
+  std::string lower = AsciiLower(html);
   std::string open = "<" + tag;
   size_t pos = 0;
   while ((pos = lower.find(open, pos)) != std::string::npos) {
@@ -866,7 +855,7 @@ std::vector<std::string> SplitCsvLine(const std::string& line) {
 }
 
 std::string TagWord(std::string s) {
-  s = Lower(Trim(s));
+  s = AsciiLower(Trim(s));
   for (auto& c : s)
     if (c == ' ') c = '_';
   return s;
@@ -889,7 +878,7 @@ std::vector<std::string> SplitTags(const std::string& text) {
 }
 
 bool IsImageFile(const fs::path& p) {
-  std::string e = Lower(p.extension().string());
+  std::string e = AsciiLower(p.extension().string());
   return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".gif" || e == ".webp" || e == ".bmp";
 }
 
@@ -905,7 +894,7 @@ Result<std::unordered_map<std::string, std::pair<std::vector<std::string>, std::
   std::string line;
   if (!std::getline(in, line)) return Status::InvalidArgument(path + " is empty");
   std::vector<std::string> head = SplitCsvLine(line);
-  for (auto& h : head) h = Lower(h);
+  for (auto& h : head) h = AsciiLower(h);
   int file_col = -1;
   for (size_t i = 0; i < head.size(); ++i)
     if (head[i] == "file" || head[i] == "filename" || head[i] == "image" || head[i] == "path") file_col = static_cast<int>(i);
@@ -963,7 +952,7 @@ Status CrawlRun::RunDir() {
     for (size_t i = start; i < std::min(files.size(), start + 1000); ++i) {
       NewPost p;
       p.remote_id = files[i];
-      p.file_ext = Lower(fs::path(files[i]).extension().string().substr(1));
+      p.file_ext = AsciiLower(fs::path(files[i]).extension().string().substr(1));
       if (p.file_ext == "jpeg") p.file_ext = "jpg";
       std::vector<std::string> tags;
       auto lab = labels.find(files[i]);

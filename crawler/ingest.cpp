@@ -1,4 +1,5 @@
 #include "crawler/ingest.h"
+#include "core/strings.h"
 
 #include <openssl/evp.h>
 
@@ -11,11 +12,6 @@
 namespace moeforge::crawler {
 
 namespace {
-
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string Md5Hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -40,7 +36,7 @@ bool IsMd5(const std::string& s) {
 // X-Robots-Tag: "noai", "noimageai", or "googlebot: noai" style per-agent forms, in any
 // case, comma separated.
 bool ForbidsAi(const std::string& header) {
-  std::string h = Lower(header);
+  std::string h = AsciiLower(header);
   for (const char* word : {"noai", "noimageai"}) {
     size_t pos = 0;
     while ((pos = h.find(word, pos)) != std::string::npos) {
@@ -133,7 +129,7 @@ Ingestor::Analysis Ingestor::Analyse(const FetchedItem& item) {
   }
   ImageProbe p = ProbeImage(item.body.data(), item.body.size());
   if (p.format.empty()) {
-    std::string ct = Lower(item.content_type);
+    std::string ct = AsciiLower(item.content_type);
     bool says_image = ct.rfind("image/", 0) == 0 || ct.rfind("application/octet-stream", 0) == 0;
     a.fail_reason = (item.frontier_id != 0 && !says_image) ? "content_type" : "corrupt";
     a.fail_detail = "not an image (Content-Type '" + item.content_type + "')";
@@ -154,7 +150,7 @@ Ingestor::Analysis Ingestor::Analyse(const FetchedItem& item) {
   }
   bool md5_verified = false;
   if (IsMd5(item.expect_md5)) {
-    if (Md5Hex(item.body) != Lower(item.expect_md5)) {
+    if (Md5Hex(item.body) != AsciiLower(item.expect_md5)) {
       a.fail_reason = "corrupt";
       a.fail_detail = "MD5 differs from the site's";
       return a;

@@ -1,22 +1,11 @@
 #include "crawler/robots.h"
+#include "core/strings.h"
 
 #include <cctype>
 
 namespace moeforge::crawler {
 
 namespace {
-
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
-}
 
 // Upper-case hex in escapes, and unreserved characters decoded, so "/%7efoo" and "/~foo"
 // compare equal (RFC 9309 2.2.2).
@@ -77,7 +66,7 @@ RobotsRules RobotsRules::FromFetch(int http_status, const std::string& body, con
 }
 
 RobotsRules RobotsRules::Parse(const std::string& body, const std::string& agent) {
-  std::string me = Lower(agent);
+  std::string me = AsciiLower(agent);
   std::vector<Rule> mine, star;
   bool found_mine = false;
   // Group state: the agents of the current group, and whether we are still reading
@@ -94,14 +83,14 @@ RobotsRules RobotsRules::Parse(const std::string& body, const std::string& agent
     if (hash != std::string::npos) line.resize(hash);
     auto colon = line.find(':');
     if (colon == std::string::npos) continue;
-    std::string key = Lower(Trim(line.substr(0, colon)));
+    std::string key = AsciiLower(Trim(line.substr(0, colon)));
     std::string value = Trim(line.substr(colon + 1));
     if (key == "user-agent") {
       if (!in_agents) {
         group_mine = group_star = false;
         in_agents = true;
       }
-      std::string v = Lower(value);
+      std::string v = AsciiLower(value);
       // The product token is matched as a prefix-free, case-insensitive name.
       if (v == "*") {
         group_star = true;

@@ -1,4 +1,5 @@
 #include "demo/faults.h"
+#include "core/strings.h"
 
 #include "demo/render.h"
 
@@ -35,13 +36,6 @@ bool ParseNumber(const std::string& s, double* out) {
   if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(v)) return false;
   *out = v;
   return true;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
 }
 
 }  // namespace

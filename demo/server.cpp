@@ -2,6 +2,7 @@
 // image files with their faults (demo/faults.h). cpp-httplib serves it from a worker
 // pool with keep-alive; the cache renders each post once, on first use.
 #include "demo/server.h"
+#include "core/http_server.h"
 
 #include <algorithm>
 #include <atomic>
@@ -666,36 +667,17 @@ Status DemoBooru::Start() {
   d.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   d.http.set_keep_alive_max_count(100000);
   d.http.set_tcp_nodelay(true);
-  // httplib's default also sets SO_REUSEPORT, which lets a second server share a port
-  // that is in use; keep only SO_REUSEADDR so that a taken port is an error.
-  d.http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
   d.Routes();
-  if (d.opt.port == 0) {
-    d.port = d.http.bind_to_any_port(d.opt.host);
-    if (d.port <= 0) return Status::IoError("cannot bind " + d.opt.host + " to any port");
-  } else {
-    if (!d.http.bind_to_port(d.opt.host, d.opt.port))
-      return Status::IoError("cannot bind " + d.opt.host + ":" + std::to_string(d.opt.port) +
-                             " (in use, or not an address of this machine)");
-    d.port = d.opt.port;
-  }
-  d.listener = std::thread([&d] { d.http.listen_after_bind(); });
+  auto bound = BindAndListen(d.http, d.opt.host, d.opt.port, &d.listener);
+  if (!bound.ok()) return bound.status();
+  d.port = *bound;
   d.started = true;
-  // The socket already accepts connections; wait until the accept loop runs too.
-  for (int i = 0; i < 500 && !d.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   return Status::Ok();
 }
 
 int DemoBooru::port() const { return impl_->port; }
 
-std::string DemoBooru::base_url() const {
-  const std::string& h = impl_->opt.host;
-  std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;
-  return "http://" + host + ":" + std::to_string(impl_->port);
-}
+std::string DemoBooru::base_url() const { return HttpBaseUrl(impl_->opt.host, impl_->port); }
 
 void DemoBooru::Stop() {
   Impl& d = *impl_;

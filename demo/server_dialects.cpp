@@ -11,14 +11,10 @@
 #include <openssl/evp.h>
 
 #include "demo/server_internal.h"
+#include "core/strings.h"
 
 namespace moeforge::demo::internal {
 namespace {
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -74,7 +70,7 @@ Result<TagQuery> ParseTagQuery(const std::string& tags, Dialect d) {
   std::vector<std::string> tokens;
   for (char c : tags + " ") {
     if (std::isspace(static_cast<unsigned char>(c))) {
-      if (!cur.empty()) tokens.push_back(Lower(cur));
+      if (!cur.empty()) tokens.push_back(AsciiLower(cur));
       cur.clear();
     } else {
       cur += c;

@@ -1,6 +1,7 @@
 // The `moeforge serve` HTTP server: routes, parameter checks, and one generation at a
 // time through trainer::Sample (the machine it is meant for has 2 cores).
 #include "server/server.h"
+#include "core/http_server.h"
 
 #include <unistd.h>
 
@@ -255,36 +256,17 @@ Status SampleServer::Start() {
 
   int threads = d.opt.http_threads;
   d.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  // Keep only SO_REUSEADDR (httplib's default adds SO_REUSEPORT, which would let a second
-  // server share a port that is in use).
-  d.http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
   d.Routes();
-  if (d.opt.port == 0) {
-    d.port = d.http.bind_to_any_port(d.opt.host);
-    if (d.port <= 0) return Status::IoError("cannot bind " + d.opt.host + " to any port");
-  } else {
-    if (!d.http.bind_to_port(d.opt.host, d.opt.port))
-      return Status::IoError("cannot bind " + d.opt.host + ":" + std::to_string(d.opt.port) +
-                             " (in use, or not an address of this machine)");
-    d.port = d.opt.port;
-  }
-  d.listener = std::thread([&d] { d.http.listen_after_bind(); });
+  auto bound = BindAndListen(d.http, d.opt.host, d.opt.port, &d.listener);
+  if (!bound.ok()) return bound.status();
+  d.port = *bound;
   d.started = true;
-  // The socket accepts already; wait until the accept loop runs too.
-  for (int i = 0; i < 500 && !d.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   return Status::Ok();
 }
 
 int SampleServer::port() const { return impl_->port; }
 
-std::string SampleServer::base_url() const {
-  const std::string& h = impl_->opt.host;
-  std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;
-  return "http://" + host + ":" + std::to_string(impl_->port);
-}
+std::string SampleServer::base_url() const { return HttpBaseUrl(impl_->opt.host, impl_->port); }
 
 void SampleServer::Stop() {
   Impl& d = *impl_;
