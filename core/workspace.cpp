@@ -38,7 +38,7 @@ Status Workspace::CheckExists() const {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const void* data, size_t n) {
+Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool fsync_file) {
   static std::atomic<uint64_t> counter{0};
   fs::path p(path);
   std::error_code ec;
@@ -60,7 +60,7 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t n) {
     c += w;
     left -= static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((fsync_file && ::fsync(fd) != 0) || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     return Status::IoError("flushing " + tmp + ": " + std::strerror(errno));
   }

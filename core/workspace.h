@@ -34,8 +34,11 @@ class Workspace {
 };
 
 // Writes `data` to `path` atomically: a temporary file in the same folder, fsync,
-// rename. Parent folders are created.
-Status WriteFileAtomic(const std::string& path, const void* data, size_t n);
+// rename, so a kill leaves the old file or the new one, never half of one. Parent
+// folders are created. With `fsync_file` false the fsync is skipped: for files written
+// many per second whose writer makes them durable in bulk afterwards (syncfs), as the
+// crawler's blobs and the detector's crops are.
+Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool fsync_file = true);
 Result<std::string> ReadFile(const std::string& path);
 
 }  // namespace moeforge

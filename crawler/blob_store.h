@@ -36,7 +36,6 @@ class BlobStore {
   std::atomic<int64_t> written_{0};  // tickets handed out (renamed files)
   std::atomic<int64_t> durable_{0};  // tickets covered by a finished flush
   std::atomic<int64_t> flushes_{0};
-  std::atomic<uint64_t> tmp_counter_{0};
   std::mutex flush_mu_;
 };
 

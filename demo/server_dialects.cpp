@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "demo/server_internal.h"
+#include "core/http.h"
 #include "core/strings.h"
 
 namespace moeforge::demo::internal {
@@ -217,20 +218,6 @@ std::string ForgedPng(uint32_t width, uint32_t height, const std::string& commen
   return png;
 }
 
-std::string UrlEncode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::string XmlEscape(std::string_view s) {
   std::string out;
@@ -287,7 +274,7 @@ std::string OriginalUrl(const Entry& e, Dialect d, const std::string& base) {
     case Dialect::kMoebooru:
       // Like konachan: the tags in a URL-encoded file name that nobody should parse.
       return base + "/image/" + m.md5 + "/" +
-             UrlEncode("Demo " + std::to_string(m.id) + " " + Join(m.tags)) + "." + m.file_ext;
+             http::UrlEncode("Demo " + std::to_string(m.id) + " " + Join(m.tags)) + "." + m.file_ext;
     case Dialect::kGelbooru:
       return base + "/images/" + e.dir + "/" + m.md5 + "." + m.file_ext;
   }

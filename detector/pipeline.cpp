@@ -96,30 +96,7 @@ std::string CropRelPath(int64_t detector_id, int size, const std::string& sha, s
 // (~7 ms each here, a fifth of the stage's time); the run syncs the file system once at
 // its end instead (syncfs), so a finished run is durable.
 Status WriteCrop(const std::string& path, const std::vector<uchar>& data) {
-  static std::atomic<uint64_t> counter{0};
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::IoError("writing " + tmp + ": " + std::strerror(e));
-    }
-    off += static_cast<size_t>(w);
-  }
-  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::IoError("storing " + path + ": " + std::strerror(e));
-  }
-  return Status::Ok();
+  return WriteFileAtomic(path, data.data(), data.size(), /*fsync_file=*/false);
 }
 
 void SyncFileSystem(const std::string& dir) {
