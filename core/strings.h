@@ -20,4 +20,21 @@ inline std::string Trim(const std::string& s) {
   return s.substr(a, b - a);
 }
 
+// Escapes text for XML and HTML alike (the apostrophe as &#39;, which both read).
+inline std::string MarkupEscape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace moeforge

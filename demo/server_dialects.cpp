@@ -219,20 +219,6 @@ std::string ForgedPng(uint32_t width, uint32_t height, const std::string& commen
 }
 
 
-std::string XmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string Join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -355,7 +341,7 @@ std::string DanbooruPostXml(const nlohmann::ordered_json& post, const std::strin
       continue;
     }
     std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-    out += indent + "  <" + name + type + ">" + XmlEscape(text) + "</" + name + ">\n";
+    out += indent + "  <" + name + type + ">" + MarkupEscape(text) + "</" + name + ">\n";
   }
   out += indent + "</post>\n";
   return out;
@@ -468,7 +454,7 @@ std::string GelbooruPostXml(const Entry& e, const std::string& base, const std::
     if (f.value.empty()) {
       out += indent + "    <" + f.name + " />\n";
     } else {
-      out += indent + "    <" + f.name + ">" + XmlEscape(f.value) + "</" + f.name + ">\n";
+      out += indent + "    <" + f.name + ">" + MarkupEscape(f.value) + "</" + f.name + ">\n";
     }
   }
   out += indent + "</post>\n";

@@ -54,7 +54,6 @@ std::string Md5Hex(std::string_view data);
 // width x height RGB pixels while its pixel data is a few bytes. `comment` goes into a
 // tEXt chunk, so that every post's forged file has its own md5.
 std::string ForgedPng(uint32_t width, uint32_t height, const std::string& comment);
-std::string XmlEscape(std::string_view s);
 std::string Join(const std::vector<std::string>& v, const char* sep = " ");
 
 // Danbooru "2023-03-17T03:50:48.762-05:00", Gelbooru "Wed Mar 15 09:46:20 -0500 2023"

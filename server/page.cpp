@@ -1,6 +1,7 @@
 // The generator page: a run picker, the run's tag groups (radio buttons with "random"
 // for exclusive groups, checkboxes for the others), seed, n and the resulting grid.
 #include "server/page.h"
+#include "core/strings.h"
 
 #include <sstream>
 
@@ -88,27 +89,11 @@ const char* kScript = R"JS(
 
 }  // namespace
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string RenderPage(const PageModel& m) {
   std::ostringstream h;
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-    << "<title>moeforge serve" << (m.run.empty() ? "" : " - " + HtmlEscape(m.run)) << "</title>"
+    << "<title>moeforge serve" << (m.run.empty() ? "" : " - " + MarkupEscape(m.run)) << "</title>"
     << "<style>" << kStyle << "</style></head><body>\n"
     << "<header><h1>moeforge</h1><span>generate faces with chosen attributes</span></header>\n<main>\n"
     << "<section id=\"controls\">\n";
@@ -120,8 +105,8 @@ std::string RenderPage(const PageModel& m) {
   } else {
     h << "<select id=\"run\">";
     for (const auto& r : m.runs) {
-      h << "<option value=\"" << HtmlEscape(r.name) << "\"" << (r.name == m.run ? " selected" : "") << ">"
-        << HtmlEscape(r.name) << " (" << HtmlEscape(r.state) << ", step " << r.step;
+      h << "<option value=\"" << MarkupEscape(r.name) << "\"" << (r.name == m.run ? " selected" : "") << ">"
+        << MarkupEscape(r.name) << " (" << MarkupEscape(r.state) << ", step " << r.step;
       if (r.resolution > 0) h << ", " << r.resolution << " px";
       if (!r.has_checkpoint) h << ", no checkpoint";
       h << ")</option>";
@@ -130,30 +115,30 @@ std::string RenderPage(const PageModel& m) {
   }
   h << "</div>\n";
 
-  h << "<form id=\"form\" data-run=\"" << HtmlEscape(m.schema != nullptr ? m.run : "") << "\">\n";
+  h << "<form id=\"form\" data-run=\"" << MarkupEscape(m.schema != nullptr ? m.run : "") << "\">\n";
   if (m.schema != nullptr) {
     const auto& groups = m.schema->groups();
     for (size_t g = 0; g < groups.size(); ++g) {
       const TagGroup& grp = groups[g];
-      h << "<fieldset><legend>" << HtmlEscape(grp.name) << (grp.exclusive ? "" : " (any)") << "</legend>";
+      h << "<fieldset><legend>" << MarkupEscape(grp.name) << (grp.exclusive ? "" : " (any)") << "</legend>";
       std::string input_name = "g" + std::to_string(g);
       if (grp.exclusive) {
         h << "<label class=\"opt\"><input type=\"radio\" data-tag name=\"" << input_name
           << "\" value=\"\" checked> <em>random</em></label>";
         for (const auto& t : grp.tags)
           h << "<label class=\"opt\"><input type=\"radio\" data-tag name=\"" << input_name << "\" value=\""
-            << HtmlEscape(t) << "\"> " << HtmlEscape(t) << "</label>";
+            << MarkupEscape(t) << "\"> " << MarkupEscape(t) << "</label>";
       } else {
         for (const auto& t : grp.tags)
           h << "<label class=\"opt\"><input type=\"checkbox\" data-tag name=\"" << input_name << "\" value=\""
-            << HtmlEscape(t) << "\"> " << HtmlEscape(t) << "</label>";
+            << MarkupEscape(t) << "\"> " << MarkupEscape(t) << "</label>";
       }
       h << "</fieldset>\n";
     }
     h << "<p class=\"note\">A group left at <em>random</em> is drawn from the training data's frequencies; "
          "unchecked tags are off.</p>\n";
   } else if (!m.error.empty()) {
-    h << "<p id=\"schema-error\" class=\"error\" style=\"color:#b00020\">" << HtmlEscape(m.error) << "</p>\n";
+    h << "<p id=\"schema-error\" class=\"error\" style=\"color:#b00020\">" << MarkupEscape(m.error) << "</p>\n";
   }
   h << "<div class=\"row\"><label for=\"seed\">Seed </label><input id=\"seed\" type=\"number\" min=\"0\" "
        "step=\"1\" value=\"\"> <button type=\"button\" class=\"small\" id=\"reroll\">random</button></div>\n"

@@ -29,7 +29,6 @@ struct PageModel {
   int default_n = 16;
 };
 
-std::string HtmlEscape(const std::string& s);
 std::string RenderPage(const PageModel& m);
 
 }  // namespace moeforge::server
