@@ -1,4 +1,4 @@
-// moeforge detect -w WS [--detector cascade|haar|yunet|yolo|a+b] [--model NAME_OR_PATH]
+// moeforge detect -w WS [--detector cascade|haar|yunet|yolo|whole|a+b] [--model NAME_OR_PATH]
 //                 [--crop-size 128] [--margin M] ...
 #include <memory>
 
@@ -13,8 +13,9 @@ Command AddDetectCommand(CLI::App& root) {
   auto o = std::make_shared<detector::DetectOptions>();
   app->add_option("-w,--workspace", *ws, "Workspace folder")->required();
   app->add_option("--detector", o->detector,
-                  "Backend: cascade (lbpcascade_animeface), haar (second anime cascade), yunet, yolo; "
-                  "several joined by '+' fuse their boxes (e.g. cascade+yunet)")
+                  "Backend: cascade (lbpcascade_animeface), haar (second anime cascade), yunet, yolo, "
+                  "whole (images that are already face crops); several joined by '+' fuse their boxes "
+                  "(e.g. cascade+yunet)")
       ->capture_default_str();
   app->add_option("--model", o->model,
                   "Model name or path (default: the backend's own; for fusion one per backend joined by '+')")

@@ -311,6 +311,28 @@ class YoloBackend : public Backend {
   cv::dnn::Net net_;
 };
 
+// For folders of faces that are already cropped (Getchu-style sets, the MakeGirlsMoe
+// data itself): one face per image, placed so that CropSquare(box, margin) is the
+// image's centred square, i.e. the crop is the whole image (its square middle).
+class WholeBackend : public Backend {
+ public:
+  explicit WholeBackend(const DetectOptions& o) : margin_(o.margin) {
+    model_path_ = "whole";
+    model_sha256_ = Sha256Hex("moeforge-whole-image-face/1");
+  }
+  Result<std::vector<RawBox>> Run(const cv::Mat& img) override {
+    double side = std::min(img.cols, img.rows);
+    double face = side / (1 + 2 * margin_);
+    double cy = img.rows / 2.0 + std::min(0.1, margin_ / 2) * face;
+    return std::vector<RawBox>{{cv::Rect2d(img.cols / 2.0 - face / 2, cy - face / 2, face, face), 1.0}};
+  }
+  std::string kind() const override { return "whole"; }
+  nlohmann::json params() const override { return {{"margin", margin_}}; }
+
+ private:
+  double margin_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<Backend>> CreateBackend(const std::string& kind, const std::string& model,
@@ -341,7 +363,11 @@ Result<std::unique_ptr<Backend>> CreateBackend(const std::string& kind, const st
     MF_RETURN_IF_ERROR(b->Load(path));
     return std::unique_ptr<Backend>(std::move(b));
   }
-  return Status::InvalidArgument("unknown detector '" + kind + "' (expected cascade, haar, yunet or yolo)");
+  if (kind == "whole") {
+    if (!model.empty()) return Status::InvalidArgument("--detector whole takes no model");
+    return std::unique_ptr<Backend>(std::make_unique<WholeBackend>(opts));
+  }
+  return Status::InvalidArgument("unknown detector '" + kind + "' (expected cascade, haar, yunet, yolo or whole)");
 }
 
 }  // namespace moeforge::detector

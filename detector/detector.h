@@ -7,6 +7,8 @@
 //   haar     the second anime cascade, haar_anime_face_detect.xml
 //   yunet    YuNet ONNX (the current 12-output layout, decoded here) via cv::dnn
 //   yolo     a YOLOv5-layout ONNX ([1, N, 5+C] rows: cx cy w h obj cls...), decode + NMS
+//   whole    no model: the image is one face already cropped (Getchu-style folders); the
+//            crop is the image's centred square
 //   a+b      several backends, boxes fused ("cascade+yunet", the default)
 // Whatever the backend, a face box means one thing: from the top of the hair fringe to
 // the chin, ear to ear (the demo booru's truth). Raw boxes are calibrated to that.
@@ -26,7 +28,7 @@
 namespace moeforge::detector {
 
 struct DetectOptions {
-  // cascade|haar|yunet|yolo, or several fused: "cascade+yunet" (the default) finds 99.9% of
+  // cascade|haar|yunet|yolo|whole, or several fused: "cascade+yunet" (the default) finds 99.9% of
   // the demo booru's faces and ~95% of the real illustrations' where the cascade alone
   // finds 97% / ~86%, with no more false ones (detector/NOTES.md).
   std::string detector = "cascade+yunet";

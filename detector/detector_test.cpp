@@ -257,6 +257,43 @@ TEST_F(DetectorTest, CropIsASquareWithHairRoomPaddedAndAreaResized) {
   EXPECT_EQ(corner.status().code(), Status::Code::kInvalidArgument);
 }
 
+TEST_F(DetectorTest, WholeTreatsAnAlreadyCroppedFaceAsOneFaceWhoseCropIsTheImage) {
+  // A 96 px Getchu-style face and a wide image: the crop is the centred square, unpadded,
+  // and at the image's own size it is the same pixels.
+  cv::Mat face = cv::imread(kAssets + "/faces/mlds_extra_96/33431.jpg");
+  ASSERT_FALSE(face.empty());
+  cv::Mat wide(90, 150, CV_8UC3);
+  cv::randu(wide, 0, 255);
+  for (double margin : {0.0, 0.35, 1.0}) {
+    DetectOptions o = Only("whole");
+    o.margin = margin;
+    o.crop_sizes = {96};
+    auto d = MustCreate(o);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->name(), "whole:whole");
+    auto faces = d->Detect(face);
+    ASSERT_TRUE(faces.ok());
+    ASSERT_EQ(faces->size(), 1u);
+    auto c = CropFace(face, (*faces)[0].box, o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_NEAR(c->pad_frac, 0, 1e-6) << margin;
+    EXPECT_EQ(cv::norm(c->images[0], face, cv::NORM_INF), 0) << margin;
+
+    auto w = d->Detect(wide);
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ(w->size(), 1u);
+    auto cw = CropFace(wide, (*w)[0].box, o);
+    ASSERT_TRUE(cw.ok());
+    EXPECT_NEAR(cw->square.x, 30, 1e-6);
+    EXPECT_NEAR(cw->square.y, 0, 1e-6);
+    EXPECT_NEAR(cw->square.width, 90, 1e-6);
+  }
+  // It takes no model.
+  DetectOptions bad = Only("whole");
+  bad.model = "lbpcascade_animeface";
+  EXPECT_FALSE(FaceDetector::Create(bad).ok());
+}
+
 TEST_F(DetectorTest, QualityColumnsSeparateMonochromeAndBlur) {
   cv::Mat colour = cv::imread(Illustration("talking_head_anime_3/crypko_02.png"));
   ASSERT_FALSE(colour.empty());

@@ -19,7 +19,9 @@ std::vector<std::string> SplitPlus(const std::string& s) {
   return out;
 }
 
-bool KnownKind(const std::string& k) { return k == "cascade" || k == "haar" || k == "yunet" || k == "yolo"; }
+bool KnownKind(const std::string& k) {
+  return k == "cascade" || k == "haar" || k == "yunet" || k == "yolo" || k == "whole";
+}
 
 // Two boxes are the same face when they overlap well, or one's centre lies inside the
 // other and their sizes are alike (cascade and YuNet boxes frame a face differently).
@@ -122,11 +124,11 @@ class FaceDetectorImpl : public FaceDetector {
 
 Status ValidateOptions(const DetectOptions& o) {
   auto kinds = SplitPlus(o.detector);
-  if (kinds.empty()) return Status::InvalidArgument("--detector is empty (expected cascade, haar, yunet or yolo)");
+  if (kinds.empty()) return Status::InvalidArgument("--detector is empty (expected cascade, haar, yunet, yolo or whole)");
   for (const auto& k : kinds)
     if (!KnownKind(k))
       return Status::InvalidArgument("unknown detector '" + k +
-                                     "' (expected cascade, haar, yunet, yolo, or several joined by '+')");
+                                     "' (expected cascade, haar, yunet, yolo, whole, or several joined by '+')");
   if (!o.model.empty() && SplitPlus(o.model).size() != kinds.size())
     return Status::InvalidArgument("--model names " + std::to_string(SplitPlus(o.model).size()) +
                                    " model(s) for " + std::to_string(kinds.size()) +
