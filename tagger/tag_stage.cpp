@@ -37,6 +37,21 @@ const char* kMultiCharacterTags =
 
 }  // namespace
 
+bool BinaryTagsKnown(const TagSchema& schema, const std::vector<std::string>& source_tags) {
+  // A booru post carries a full tag list (1girl, solo, long_hair, ...): a binary tag it
+  // lacks is a negative. A labelled folder that only names colours (mlds labels.csv:
+  // hair_color, eye_color) says nothing about smiles or hats, so its binaries are left
+  // out of the loss rather than taught as "never".
+  for (const auto& tag : source_tags) {
+    auto v = schema.Encode({tag});
+    bool in_exclusive = false;
+    for (size_t c = 0; c < v.size(); ++c)
+      if (v[c] > 0 && schema.groups()[static_cast<size_t>(schema.group_of()[c])].exclusive) in_exclusive = true;
+    if (!in_exclusive) return true;
+  }
+  return false;
+}
+
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o) {
   if (o.epochs < 1 || o.batch < 2 || o.input_size < 16 || o.val_fraction < 0 || o.val_fraction >= 1)
     return Status::InvalidArgument("tag train: need epochs >= 1, batch >= 2, input size >= 16, 0 <= val fraction < 1");
@@ -125,7 +140,9 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
     }
     LabeledCrop c;
     c.bgr = mats[i];
-    c.target = schema.Encode(post_tags[post_ids[i]]);
+    const auto& tags = post_tags[post_ids[i]];
+    c.target = schema.Encode(tags);
+    c.binary_known = BinaryTagsKnown(schema, tags);
     c.split_key = std::to_string(post_ids[i]);
     crops.push_back(std::move(c));
   }
@@ -157,7 +174,9 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   double min_f1 = 1;
   for (const auto& t : res.val.tags) min_f1 = std::min(min_f1, t.f1());
   sum.extra = {{"model", out}, {"sha256", res.model->sha256()}, {"train_faces", res.n_train},
-               {"val_faces", res.n_val}, {"val_accuracy", acc}, {"val_min_f1", std::round(min_f1 * 1e3) / 1e3}};
+               {"val_faces", res.n_val}, {"val_accuracy", acc}};
+  // No binary F1 when the posts only named colours (BinaryTagsKnown).
+  if (!res.val.tags.empty()) sum.extra["val_min_f1"] = std::round(min_f1 * 1e3) / 1e3;
   MF_RETURN_IF_ERROR(db::FinishStageRun(db, run_id, sum));
   return sum;
 }

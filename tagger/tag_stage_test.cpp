@@ -157,6 +157,14 @@ TEST(TagStageTest, TrainTagResumeRetag) {
   std::filesystem::remove_all(root);
 }
 
+TEST(TagStageTest, BinaryTagsAreKnownOnlyWhenThePostTagsMoreThanColours) {
+  const TagSchema& schema = TagSchema::Default();
+  EXPECT_TRUE(BinaryTagsKnown(schema, {"1girl", "solo", "blonde_hair", "blue_eyes"}));
+  EXPECT_TRUE(BinaryTagsKnown(schema, {"blonde_hair", "smile"}));
+  EXPECT_FALSE(BinaryTagsKnown(schema, {"aqua_hair", "aqua_eyes"}));  // an mlds labels.csv row
+  EXPECT_FALSE(BinaryTagsKnown(schema, {}));
+}
+
 TEST(TagStageTest, BadInputIsAnErrorNotACrash) {
   std::string root = std::string(MOEFORGE_BINARY_DIR) + "/tagger_test_bad_" + std::to_string(::getpid());
   testing::FakeWorkspace fw(root);

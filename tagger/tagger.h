@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/tag_schema.h"
 #include "core/workspace.h"
 #include "db/stage_run.h"
 
@@ -44,6 +45,11 @@ struct TagTrainOptions {
 // validation (max F1). summary.extra carries model path, sha256, validation accuracy of
 // each exclusive group and F1 of each binary tag.
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o);
+// Whether a post's source tags speak for the binary tags too: true when any tag falls
+// outside the schema's exclusive groups (a booru post's full tag list), false when they
+// only name colours (a labelled folder like mlds_extra_96). Unknown binaries are left
+// out of the tagger's loss.
+bool BinaryTagsKnown(const TagSchema& schema, const std::vector<std::string>& source_tags);
 
 struct TagOptions {
   std::string tagger;              // builtin:MODEL | wd14:PATH | i2v:PATH
