@@ -116,12 +116,12 @@ def train_step(g, d, og, od, real, real_tags, z, fake_tags, l_adv, l_gp):
     x_p = real + 0.5 * real.std() * torch.rand_like(real)
     gp = gradient_penalty(d, real, x_p)
     d_loss = l_adv * (bce(r_logit, torch.ones_like(r_logit)) + bce(f_logit, torch.zeros_like(f_logit))) \
-        + bce(r_tags, real_tags) + l_gp * gp
+        + bce(r_tags, real_tags) * real_tags.size(1) + l_gp * gp
     od.zero_grad()
     d_loss.backward()
     od.step()
     f_logit, f_tags = d(fake)
-    g_loss = l_adv * bce(f_logit, torch.ones_like(f_logit)) + bce(f_tags, fake_tags)
+    g_loss = l_adv * bce(f_logit, torch.ones_like(f_logit)) + bce(f_tags, fake_tags) * fake_tags.size(1)
     og.zero_grad()
     g_loss.backward()
     og.step()

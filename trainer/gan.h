@@ -75,12 +75,13 @@ torch::Tensor GradientPenalty(Discriminator& d, const torch::Tensor& x, const to
 struct LossTerms {
   torch::Tensor total;
   torch::Tensor adv;  // BCE real/fake part (unweighted)
-  torch::Tensor cls;  // BCE of the tag head
+  torch::Tensor cls;  // BCE of the tag head, summed over the tags, batch mean
   torch::Tensor gp;   // D only
 };
 
 // D = l_adv * BCE(real -> 1, fake -> 0) + BCE(tags on real) + l_gp * GP.
-// The real/fake BCE is the sum of its real and fake halves, each a batch mean.
+// The real/fake BCE is the sum of its real and fake halves, each a batch mean; the tag
+// BCE is summed over the T tags (so l_adv = T weighs the two alike), a batch mean.
 LossTerms DiscriminatorLoss(const DiscriminatorOut& real, const DiscriminatorOut& fake,
                             const torch::Tensor& real_tags, const torch::Tensor& gp, double l_adv, double l_gp);
 // G = l_adv * BCE(fake -> 1) + BCE(tags of fake vs the tags it was asked for).

@@ -169,14 +169,14 @@ TEST(GanTest, LossTermsOnAFixedBatch) {
   auto gp = torch::tensor(0.3f);
   auto dl = DiscriminatorLoss(real, fake, real_tags, gp, 2.0, 0.5);
   double adv = (bce(2, 1) + bce(-1, 1)) / 2 + (bce(0, 0) + bce(3, 0)) / 2;
-  double cls = (bce(1, 1) + bce(-2, 0) + bce(0.5, 0) + bce(0, 1)) / 4;
+  double cls = (bce(1, 1) + bce(-2, 0) + bce(0.5, 0) + bce(0, 1)) / 2;  // summed over the 2 tags, averaged over the 2 samples
   EXPECT_NEAR(dl.adv.item<double>(), adv, 1e-5);
   EXPECT_NEAR(dl.cls.item<double>(), cls, 1e-5);
   EXPECT_NEAR(dl.total.item<double>(), 2 * adv + cls + 0.5 * 0.3, 1e-5);
 
   auto gl = GeneratorLoss(fake, fake_tags, 2.0);
   double gadv = (bce(0, 1) + bce(3, 1)) / 2;
-  double gcls = (bce(-1, 0) + bce(1, 1) + bce(2, 1) + bce(-3, 1)) / 4;
+  double gcls = (bce(-1, 0) + bce(1, 1) + bce(2, 1) + bce(-3, 1)) / 2;
   EXPECT_NEAR(gl.adv.item<double>(), gadv, 1e-5);
   EXPECT_NEAR(gl.cls.item<double>(), gcls, 1e-5);
   EXPECT_NEAR(gl.total.item<double>(), 2 * gadv + gcls, 1e-5);
@@ -354,6 +354,20 @@ TEST(TrainBinaryTest, TrainsRecordsAndSamples) {
   EXPECT_GT(cv::norm(s, s3, cv::NORM_L1), 0.0);
   ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --n 5 --seed 1 --interpolate-to 2 -o " + ws + "/i.png"), 0);
   EXPECT_EQ(cv::imread(ws + "/i.png").cols, 5 * 34 + 2);
+  // --by: one labelled row per hair colour the data has, 3 images a row, same noise down
+  // each column, so rows differ only by the conditioning.
+  ASSERT_EQ(RunBin("sample -w " + ws + " --run r1 --by hair_color --n 3 --seed 5 -o " + ws + "/by.png"), 0);
+  cv::Mat by = cv::imread(ws + "/by.png");
+  ASSERT_FALSE(by.empty());
+  EXPECT_EQ((by.rows - 2) % 34, 0);
+  EXPECT_GE((by.rows - 2) / 34, 2);
+  EXPECT_GT(by.cols, 3 * 34 + 2);  // a label column before the images
+  cv::Mat row0 = by(cv::Rect(by.cols - (3 * 34 + 2), 0, 3 * 34 + 2, 34 + 2));
+  cv::Mat row1 = by(cv::Rect(by.cols - (3 * 34 + 2), 34, 3 * 34 + 2, 34 + 2));
+  EXPECT_GT(cv::norm(row0, row1, cv::NORM_L1), 0.0);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --by no_group -o " + ws + "/x.png"), 2);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --by hair_color --tags blonde_hair -o " + ws + "/x.png"), 2);
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --by hair_color --interpolate-to 2 -o " + ws + "/x.png"), 2);
   EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'no_such_tag' -o " + ws + "/x.png"), 2);
   EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair black_hair' -o " + ws + "/x.png"), 2);
   EXPECT_EQ(RunBin("sample -w " + ws + " --run nope -o " + ws + "/x.png"), 2);
