@@ -69,6 +69,7 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("train.tagger", &t.tagger);
   b.Bind("train.resolution", &t.resolution);
   b.Bind("train.steps", &t.steps);
+  b.Bind("train.minutes", &t.minutes);
   b.Bind("train.batch", &t.batch);
   b.Bind("train.threads", &t.threads);
   b.Bind("train.resume", &t.resume);

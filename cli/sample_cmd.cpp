@@ -1,5 +1,5 @@
 // moeforge sample -w WS --run NAME [--tags "blonde_hair blue_eyes smile"] [--n 16] [--seed S]
-//                 [--interpolate-to SEED2] -o OUT.png
+//                 [--interpolate-to SEED2] [--by GROUP] -o OUT.png
 #include <cstdio>
 #include <memory>
 
@@ -24,6 +24,10 @@ Command AddSampleCommand(CLI::App& root) {
                   "Second seed: n frames from --seed's noise to this one's, same tags (-1: off)")
       ->capture_default_str();
   app->add_option("--columns", o->columns, "Grid columns (0: about sqrt(n); a row for interpolation)")
+      ->capture_default_str();
+  app->add_option("--by", o->by,
+                  "Exclusive group (e.g. hair_color): one labelled row per tag of it, --n images per row, "
+                  "the same noise down each column")
       ->capture_default_str();
   app->add_option("--threads", o->threads, "CPU threads (0: all cores)")->capture_default_str();
   app->add_option("-o,--out", o->out, "Output PNG")->required();

@@ -17,6 +17,9 @@ Command AddTrainCommand(CLI::App& root) {
   app->add_option("--tagger", o->tagger, "Tagger whose tags to train on (\"\": the view's or the newest)")
       ->capture_default_str();
   app->add_option("--resolution", o->resolution, "Image side: 32, 64 or 128")->capture_default_str();
+  app->add_option("--minutes", o->minutes, "Also stop after this many minutes of training (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app->add_option("--steps", o->steps, "Total training steps (a resumed run continues up to this)")
       ->capture_default_str();
   app->add_option("--batch", o->batch, "Batch size")->capture_default_str();

@@ -58,25 +58,67 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
     }
   }
 
+  // --by: the group's tags the data has, as rows.
+  std::vector<int> by_cols;
+  if (!o.by.empty()) {
+    if (o.interpolate_to_seed >= 0) return Status::InvalidArgument("--by and --interpolate-to do not combine");
+    int col = 0, grp = -1;
+    for (size_t k = 0; k < schema.groups().size(); ++k) {
+      const auto& g = schema.groups()[k];
+      if (g.name == o.by) {
+        if (!g.exclusive) return Status::InvalidArgument("--by " + o.by + ": not an exclusive group");
+        grp = static_cast<int>(k);
+        for (size_t j = 0; j < g.tags.size(); ++j)
+          if (config.tag_freq[col + j] > 0) by_cols.push_back(col + static_cast<int>(j));
+      }
+      col += static_cast<int>(g.tags.size());
+    }
+    if (grp < 0) {
+      std::string known;
+      for (const auto& g : schema.groups())
+        if (g.exclusive) known += (known.empty() ? "" : ", ") + g.name;
+      return Status::InvalidArgument("--by " + o.by + ": no such exclusive group (the run's schema has: " + known + ")");
+    }
+    if (group_named[grp] >= 0) return Status::InvalidArgument("--by " + o.by + " and --tags both set that group");
+    if (by_cols.empty()) return Status::InvalidArgument("--by " + o.by + ": the run's data has none of its tags");
+    group_named[grp] = by_cols[0];  // drawn per row below, not from the data
+  }
+  const int per_row = o.n;
+
   // Per image: unnamed exclusive groups drawn from the data's frequencies, unnamed
-  // binary tags off, named tags on.
+  // binary tags off, named tags on. With --by, image (row r, column c) takes column c's
+  // draw and row r's tag of the group.
   std::mt19937_64 rng(o.seed);
   TagSampler sampler(schema, config.tag_freq);
   const int t = schema.size();
-  const int rows = o.interpolate_to_seed >= 0 ? 1 : o.n;
-  auto tags = torch::zeros({o.n, t});
-  for (int i = 0; i < rows; ++i) {
+  const int draws = o.interpolate_to_seed >= 0 ? 1 : o.n;
+  auto drawn = torch::zeros({o.n, t});
+  for (int i = 0; i < draws; ++i) {
     auto v = sampler.Sample(rng);
     for (int c = 0; c < t; ++c) {
       int grp = schema.group_of()[c];
       bool keep = schema.groups()[grp].exclusive && group_named[grp] < 0;
-      tags[i][c] = keep ? v[c] : 0.0f;
+      drawn[i][c] = keep ? v[c] : 0.0f;
     }
-    for (int c : named) tags[i][c] = 1.0f;
+    for (int c : named) drawn[i][c] = 1.0f;
+  }
+  torch::Tensor tags = drawn;
+  std::vector<std::string> row_labels;
+  if (!by_cols.empty()) {
+    std::vector<torch::Tensor> rows;
+    for (int c : by_cols) {
+      auto r = drawn.clone();
+      r.select(1, c).fill_(1.0f);
+      rows.push_back(r);
+      row_labels.push_back(schema.tags()[c]);
+    }
+    tags = torch::cat(rows);
   }
   torch::Tensor z;
   const int zd = config.gan.z_dim;
-  if (o.interpolate_to_seed >= 0) {
+  if (!by_cols.empty()) {
+    z = torch::randn({per_row, zd}, at::detail::createCPUGenerator(o.seed)).repeat({static_cast<int64_t>(by_cols.size()), 1});
+  } else if (o.interpolate_to_seed >= 0) {
     tags = tags[0].unsqueeze(0).repeat({o.n, 1});
     auto za = torch::randn({zd}, at::detail::createCPUGenerator(o.seed));
     auto zb = torch::randn({zd}, at::detail::createCPUGenerator(static_cast<uint64_t>(o.interpolate_to_seed)));
@@ -88,9 +130,10 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   }
   torch::NoGradGuard ng;
   auto img = g->forward(z, tags);
-  int cols = o.columns > 0 ? o.columns
-                           : (o.interpolate_to_seed >= 0 ? o.n : static_cast<int>(std::ceil(std::sqrt(double(o.n)))));
-  MF_RETURN_IF_ERROR(WriteGrid(img, cols, {}, o.out));
+  int cols = !by_cols.empty() ? per_row
+             : o.columns > 0  ? o.columns
+                              : (o.interpolate_to_seed >= 0 ? o.n : static_cast<int>(std::ceil(std::sqrt(double(o.n)))));
+  MF_RETURN_IF_ERROR(WriteGrid(img, cols, row_labels, o.out));
   return o.out;
 }
 

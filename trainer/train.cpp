@@ -299,7 +299,11 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   auto loop_start = std::chrono::steady_clock::now();
   Status status;
   std::vector<float> real_buf(size_t(b) * 3 * r * r), tag_buf(size_t(b) * t);
-  while (st.step < o.steps && !g_stop) {
+  auto out_of_time = [&] {
+    return o.minutes > 0 &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60;
+  };
+  while (st.step < o.steps && !g_stop && !out_of_time()) {
     auto idx = NextIndexes(st, n, b, data_rng);
     std::vector<bool> flip(b);
     std::bernoulli_distribution coin(0.5);

@@ -25,6 +25,7 @@ struct TrainOptions {
   std::string tagger;          // "" = the newest tagger
   int resolution = 64;         // 32, 64 or 128: 1, 2 or 3 upsampling blocks after 16x16
   int64_t steps = 10000;       // total steps (a resumed run continues up to this)
+  double minutes = 0;          // > 0: also stop (checkpoint, grid) after this much wall time
   int batch = 64;
   int threads = 0;             // 0 = all cores
   bool resume = false;         // continue WS/runs/<run>/checkpoint.pt
@@ -65,6 +66,9 @@ struct SampleOptions {
   std::string out;                 // PNG path (a grid of n images)
   int64_t interpolate_to_seed = -1;  // >= 0: n frames from seed's noise to this seed's, same tags
   int columns = 0;                 // 0 = about sqrt(n)
+  // An exclusive group ("hair_color"): one labelled row per tag of it the data has, n
+  // images per row, the same noise down each column (what the conditioning changes).
+  std::string by;
   int threads = 0;
 };
 
