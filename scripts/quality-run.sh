@@ -1,7 +1,8 @@
 #!/bin/bash
 # The 64 px quality runs of issue 7, with the product's own commands, end to end:
 #   scripts/quality-run.sh demo OUT [MINUTES]   demo booru (3000 posts) -> crawl, detect,
-#                                               tag train, tag -> train 64 px -> eval, grids
+#                                               tag train, tag -> the colour view (no
+#                                               monochrome faces) -> train 64 px -> eval, grids
 #   scripts/quality-run.sh mlds OUT [MINUTES]   ../shared/assets/faces/mlds_extra_96 imported
 #                                               as a folder source (labels.csv) -> detect
 #                                               --detector whole -> tagger trained on the
@@ -26,7 +27,10 @@ resume=()
 case $kind in
   demo)
     [ -d "$ws" ] || "$mf" demo --out "$out" --posts 3000 --steps 1 --resolution 64 --tag-epochs 20 --port 8771
-    run=demo64
+    # The clean set: faces of monochrome posts carry colour tags they do not show.
+    "$mf" view create -w "$ws" colour --where "mono_score < 0.5"
+    train_args+=(--view colour)
+    run=demo64colour
     ;;
   mlds)
     src=${MLDS:-$here/../shared/assets/faces/mlds_extra_96}
