@@ -21,8 +21,9 @@ from torch import nn
 
 
 class TaggerNet(nn.Module):
-    def __init__(self, num_tags, width, blocks):
+    def __init__(self, num_tags, width, blocks, pool="avg"):
         super().__init__()
+        self.pool = pool
         layers, cin, w = [], 3, width
         for b in range(blocks):
             layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
@@ -33,17 +34,19 @@ class TaggerNet(nn.Module):
                 w = min(w * 2, width * 8)
         self.body = nn.Sequential(*layers)
         self.drop = nn.Dropout(0.2)
-        self.head = nn.Linear(cin, num_tags)
+        self.head = nn.Linear(2 * cin if pool == "avgmax" else cin, num_tags)
 
     def forward(self, x):
-        return self.head(self.drop(self.body(x).mean((2, 3))))
+        h = self.body(x)
+        f = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1) if self.pool == "avgmax" else h.mean((2, 3))
+        return self.head(self.drop(f))
 
 
 def load(path):
     archive = torch.jit.load(path, map_location="cpu")
     meta = json.loads(archive.meta)
     schema = tomllib.loads(meta["schema_toml"])
-    net = TaggerNet(len(meta["tags"]), meta["width"], meta["blocks"])
+    net = TaggerNet(len(meta["tags"]), meta["width"], meta["blocks"], meta.get("pool", "avg"))
     state = {k: v for k, v in archive.net.state_dict().items()}
     net.load_state_dict(state, strict=True)
     net.eval()

@@ -35,6 +35,9 @@ Command AddTagCommand(CLI::App& root) {
   train->add_option("--batch", t->batch, "Batch size")->capture_default_str();
   train->add_option("--lr", t->lr, "AdamW learning rate")->capture_default_str();
   train->add_option("--width", t->width, "Channels of the first conv block")->capture_default_str();
+  train->add_option("--pool", t->pool, "Global pool before the head: avg, or avgmax (average and max, for small features)")
+      ->check(CLI::IsMember({"avg", "avgmax"}))
+      ->capture_default_str();
   train->add_option("--threads", t->threads, "Threads (0 = all cores)")->capture_default_str();
   train->add_option("--val-fraction", t->val_fraction, "Share of posts held out for threshold calibration")
       ->capture_default_str();

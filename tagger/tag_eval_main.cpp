@@ -91,12 +91,13 @@ int main(int argc, char** argv) {
   int demo_posts = 0, epochs = 12, input_size = 64, width = 32, threads = 0;
   uint64_t seed = 1;
   double test_fraction = 0.2;
-  std::string mlds, json_out, model_out;
+  std::string mlds, json_out, model_out, pool = "avgmax";
   app.add_option("--demo", demo_posts, "Demo booru posts to render")->capture_default_str();
   app.add_option("--mlds", mlds, "Labelled face folder (labels.csv)");
   app.add_option("--epochs", epochs, "Training epochs")->capture_default_str();
   app.add_option("--input-size", input_size, "Network input size")->capture_default_str();
   app.add_option("--width", width, "First block's channels")->capture_default_str();
+  app.add_option("--pool", pool, "Global pool: avg | avgmax")->check(CLI::IsMember({"avg", "avgmax"}))->capture_default_str();
   app.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", seed, "Seed (data, split, training)")->capture_default_str();
   app.add_option("--test-fraction", test_fraction, "Share held out for scoring")->capture_default_str();
@@ -152,6 +153,7 @@ int main(int argc, char** argv) {
   o.epochs = epochs;
   o.input_size = input_size;
   o.width = width;
+  o.pool = pool;
   o.seed = seed;
   o.val_fraction = 0.1;
   auto res = TrainOnCrops(schema, train, o);
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
               res->n_val, report.ToText(schema).c_str());
   nlohmann::json j = {{"faces", faces.size()}, {"train", res->n_train}, {"calibration", res->n_val},
                       {"test", test_m.size()}, {"train_seconds", t_train}, {"test_report", report.ToJson()},
-                      {"epochs", epochs}, {"input_size", input_size}, {"width", width}, {"seed", seed}};
+                      {"epochs", epochs}, {"input_size", input_size}, {"width", width}, {"pool", pool}, {"seed", seed}};
   if (!multi_m.empty()) {
     auto mr = Evaluate(schema, ScoreCrops(model, multi_m), multi_t, model.thresholds(), true);
     std::printf("== held-out faces of multi-character posts (their own tags) ==\n");

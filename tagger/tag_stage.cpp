@@ -65,7 +65,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   db::StageSummary sum;
   sum.stage = "tag-train";
   sum.params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch}, {"lr", o.lr},
-                {"width", o.width}, {"val_fraction", o.val_fraction}, {"seed", o.seed},
+                {"width", o.width}, {"pool", o.pool}, {"val_fraction", o.val_fraction}, {"seed", o.seed},
                 {"schema", schema.name()}, {"detector", o.detector}};
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(db, "tag-train", sum.params));
   Progress clock("tag-train", 0, 1e9);
@@ -153,6 +153,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   co.batch = o.batch;
   co.lr = o.lr;
   co.width = o.width;
+  co.pool = o.pool;
   co.val_fraction = o.val_fraction;
   co.seed = o.seed;
   co.quiet = o.quiet;

@@ -31,6 +31,7 @@ struct TagTrainOptions {
   double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
   double lr = 2e-3;            // AdamW
   int width = 16;              // channels of the first conv block (doubles per block)
+  std::string pool = "avgmax";  // global pool before the head: avg | avgmax
   uint64_t seed = 1;
   std::string schema;          // "" = the default 34; else a TOML file
   std::string detector;        // only faces of this detector name; "" = any

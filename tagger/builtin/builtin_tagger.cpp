@@ -38,11 +38,13 @@ TaggerNetImpl::TaggerNetImpl(const TaggerNetOptions& o) : opts(o) {
   }
   register_module("body", body);
   drop = register_module("drop", torch::nn::Dropout(0.2));
-  head = register_module("head", torch::nn::Linear(in, o.num_tags));
+  head = register_module("head", torch::nn::Linear(o.pool == "avgmax" ? 2 * in : in, o.num_tags));
 }
 
 torch::Tensor TaggerNetImpl::features(const torch::Tensor& x) {
-  return body->forward(x).mean({2, 3});
+  auto h = body->forward(x);
+  if (opts.pool == "avgmax") return torch::cat({h.mean({2, 3}), h.amax({2, 3})}, 1);
+  return h.mean({2, 3});
 }
 
 torch::Tensor TaggerNetImpl::forward(const torch::Tensor& x) { return head->forward(drop->forward(features(x))); }
@@ -72,6 +74,7 @@ Status BuiltinTagger::Save(const std::string& path) {
                          {"input_size", input_size_},
                          {"width", net_opts_.width},
                          {"blocks", net_opts_.blocks},
+                         {"pool", net_opts_.pool},
                          {"tags", schema_.tags()}};
   std::ostringstream bytes;
   try {
@@ -111,6 +114,8 @@ Result<std::shared_ptr<BuiltinTagger>> BuiltinTagger::Load(const std::string& pa
   TaggerNetOptions o;
   o.width = meta.value("width", 32);
   o.blocks = meta.value("blocks", 4);
+  o.pool = meta.value("pool", std::string("avg"));
+  if (o.pool != "avg" && o.pool != "avgmax") return Status::Corrupt("'" + path + "': unknown pool '" + o.pool + "'");
   auto t = std::make_shared<BuiltinTagger>(*schema, o, meta.value("input_size", 64));
   auto thresholds = meta.at("thresholds").get<std::vector<float>>();
   if (static_cast<int>(thresholds.size()) != schema->size())

@@ -22,10 +22,14 @@ struct TaggerNetOptions {
   int num_tags = 34;
   int width = 16;    // channels of the first block; doubles in each of the next blocks (max 8x)
   int blocks = 4;    // conv-BN-ReLU x2 + 2x2 max-pool each
+  // The global pool before the head: "avg" (files from before it was a choice), or
+  // "avgmax", average and max concatenated, so a small local feature (a ribbon, a blush)
+  // is not averaged away over the whole crop.
+  std::string pool = "avgmax";
 };
 
 // x: N x 3 x S x S, RGB in [-1, 1]. Outputs N x T logits; features are the N x F
-// globally pooled activations before the last linear layer.
+// globally pooled activations before the last linear layer (F doubles with "avgmax").
 struct TaggerNetImpl : torch::nn::Module {
   explicit TaggerNetImpl(const TaggerNetOptions& o);
   torch::Tensor features(const torch::Tensor& x);

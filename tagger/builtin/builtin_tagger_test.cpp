@@ -42,13 +42,24 @@ TEST(BuiltinTaggerTest, ModelFileRoundTrips) {
   auto x = torch::rand({4, 3, 32, 32}) * 2 - 1;
   EXPECT_TRUE(torch::allclose(m.Logits(x), t.Logits(x)));
   EXPECT_EQ(m.Logits(x).sizes(), (std::vector<int64_t>{4, 34}));
-  EXPECT_EQ(m.Features(x).sizes(), (std::vector<int64_t>{4, 32}));  // 8 -> 16 -> 32 channels
+  // 8 -> 16 -> 32 channels, average- and max-pooled side by side (pool "avgmax").
+  EXPECT_EQ(m.Features(x).sizes(), (std::vector<int64_t>{4, 64}));
+  auto f = m.Features(x);
+  EXPECT_TRUE((f.narrow(1, 32, 32) >= f.narrow(1, 0, 32) - 1e-6).all().item<bool>());  // max >= mean
   // Another size is resized to the input size.
   EXPECT_EQ(m.Logits(torch::zeros({2, 3, 64, 64})).size(0), 2);
   // Exclusive groups are distributions; binaries are independent.
   auto p = m.Probabilities(x);
   EXPECT_NEAR(p[0].narrow(0, 0, 13).sum().item<float>(), 1.0f, 1e-5);
   EXPECT_NEAR(p[0].narrow(0, 24, 10).sum().item<float>(), 1.0f, 1e-5);
+  // The plain average pool (how models were written before the choice) round-trips too.
+  o.pool = "avg";
+  BuiltinTagger avg(TagSchema::Default(), o, 32);
+  ASSERT_TRUE(avg.Save(path).ok());
+  auto la = BuiltinTagger::Load(path);
+  ASSERT_TRUE(la.ok()) << la.status().ToString();
+  EXPECT_EQ((*la)->Features(x).sizes(), (std::vector<int64_t>{4, 32}));
+  EXPECT_TRUE(torch::allclose((*la)->Logits(x), avg.Logits(x)));
   std::filesystem::remove(path);
 }
 

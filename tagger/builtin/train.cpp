@@ -88,6 +88,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   out.val_keys.assign(val_keys.begin(), val_keys.end());
   TaggerNetOptions net;
   net.width = o.width;
+  net.pool = o.pool;
   net.blocks = o.blocks;
   out.model = std::make_shared<BuiltinTagger>(schema, net, o.input_size);
   BuiltinTagger& model = *out.model;

@@ -30,6 +30,7 @@ struct TrainCoreOptions {
   double lr = 2e-3;
   double weight_decay = 1e-4;
   int width = 16;
+  std::string pool = "avgmax";  // avg | avgmax (TaggerNetOptions)
   int blocks = 4;
   double val_fraction = 0.1;
   uint64_t seed = 1;
