@@ -83,7 +83,6 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
     if (by_cols.empty()) return Status::InvalidArgument("--by " + o.by + ": the run's data has none of its tags");
     group_named[grp] = by_cols[0];  // drawn per row below, not from the data
   }
-  const int per_row = o.n;
 
   // Per image: unnamed exclusive groups drawn from the data's frequencies, unnamed
   // binary tags off, named tags on. With --by, image (row r, column c) takes column c's
@@ -117,7 +116,7 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   torch::Tensor z;
   const int zd = config.gan.z_dim;
   if (!by_cols.empty()) {
-    z = torch::randn({per_row, zd}, at::detail::createCPUGenerator(o.seed)).repeat({static_cast<int64_t>(by_cols.size()), 1});
+    z = torch::randn({o.n, zd}, at::detail::createCPUGenerator(o.seed)).repeat({static_cast<int64_t>(by_cols.size()), 1});
   } else if (o.interpolate_to_seed >= 0) {
     tags = tags[0].unsqueeze(0).repeat({o.n, 1});
     auto za = torch::randn({zd}, at::detail::createCPUGenerator(o.seed));
@@ -130,7 +129,7 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   }
   torch::NoGradGuard ng;
   auto img = g->forward(z, tags);
-  int cols = !by_cols.empty() ? per_row
+  int cols = !by_cols.empty() ? o.n
              : o.columns > 0  ? o.columns
                               : (o.interpolate_to_seed >= 0 ? o.n : static_cast<int>(std::ceil(std::sqrt(double(o.n)))));
   MF_RETURN_IF_ERROR(WriteGrid(img, cols, row_labels, o.out));
