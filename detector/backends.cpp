@@ -59,7 +59,7 @@ Calibration DefaultCalibration(const std::string& kind) {
   // demo booru truth, seed 1, posts 1..500). lbpcascade's raw box is ~16% wider than the
   // fringe-to-chin face and sits low (takes in the neck); the Haar cascade's and YuNet's
   // are smaller than the face and low (YuNet was trained on real faces: brows to chin).
-  // Checked on the 29 real illustrations' contact sheet (docs/detector-real.png).
+  // Checked on the 29 real illustrations' contact sheet (docs/detector-real.jpg).
   if (kind == "cascade") return {-0.009, -0.161, 0.864, 0.917};
   if (kind == "haar") return {-0.012, -0.192, 1.159, 1.229};
   if (kind == "yunet") return {-0.030, -0.235, 1.278, 1.164};

@@ -3,14 +3,16 @@
 // their score, the backend's raw boxes in thin grey, the crop square in dashed blue.
 //
 //   moeforge-detect-sheet [--detector cascade] [--model M] [--cell 360] [--cols 6]
-//                         [--out sheet.png] FILE_OR_DIR...
+//                         [--mosaic PX [--clear SUBSTR]...] [--out sheet.png] FILE_OR_DIR...
+// --mosaic pixelates the artwork of every tile but those named by --clear, so a sheet of
+// images that may not be redistributed can still show where the detector put its boxes.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -22,30 +24,28 @@ using namespace moeforge;
 int main(int argc, char** argv) {
   detector::DetectOptions opts;
   std::string out;
-  int cell = 360, cols = 6;
+  int cell = 360, cols = 6, mosaic = 0;
+  std::vector<std::string> inputs, clear;
+  CLI::App app{"moeforge-detect-sheet: run a detector on image files, print the boxes as JSON Lines, draw a contact sheet"};
+  app.add_option("--detector", opts.detector, "Backend(s), e.g. cascade+yunet")->capture_default_str();
+  app.add_option("--model", opts.model, "Model name or path");
+  app.add_option("--out", out, "Write the contact sheet here");
+  app.add_option("--cell", cell, "Tile side in px")->capture_default_str()->check(CLI::Range(64, 4096));
+  app.add_option("--cols", cols, "Tiles per row")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--min-neighbors", opts.min_neighbors, "Cascade minNeighbors")->capture_default_str();
+  app.add_option("--score-threshold", opts.score_threshold, "dnn score threshold")->capture_default_str();
+  app.add_option("--input-size", opts.input_size, "dnn input size")->capture_default_str();
+  app.add_option("--margin", opts.margin, "Crop margin (the dashed square)")->capture_default_str();
+  app.add_option("--mosaic", mosaic,
+                 "Pixelate each tile's artwork into blocks of this many px (boxes stay sharp): for images that "
+                 "may not be redistributed")
+      ->capture_default_str()->check(CLI::Range(0, 256));
+  app.add_option("--clear", clear, "With --mosaic: files whose path contains this are shown as they are (repeatable)");
+  app.add_option("inputs", inputs, "Image files or folders")->required();
+  CLI11_PARSE(app, argc, argv);
   std::vector<std::string> files;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--detector") opts.detector = next();
-    else if (a == "--model") opts.model = next();
-    else if (a == "--out") out = next();
-    else if (a == "--cell") cell = std::atoi(next().c_str());
-    else if (a == "--cols") cols = std::atoi(next().c_str());
-    else if (a == "--min-neighbors") opts.min_neighbors = std::atoi(next().c_str());
-    else if (a == "--score-threshold") opts.score_threshold = std::atof(next().c_str());
-    else if (a == "--input-size") opts.input_size = std::atoi(next().c_str());
-    else if (a == "--margin") opts.margin = std::atof(next().c_str());
-    else if (a == "-h" || a == "--help") {
-      std::printf("usage: moeforge-detect-sheet [--detector D] [--model M] [--out sheet.png] FILE_OR_DIR...\n");
-      return 0;
-    } else if (fs::is_directory(a)) {
+  for (const auto& a : inputs) {
+    if (fs::is_directory(a)) {
       std::vector<std::string> in;
       for (auto& e : fs::recursive_directory_iterator(a))
         if (e.is_regular_file()) in.push_back(e.path().string());
@@ -83,6 +83,15 @@ int main(int argc, char** argv) {
     cv::Mat small;
     cv::resize(img, small, cv::Size(), s, s, cv::INTER_AREA);
     cv::Mat tile(cell, cell, CV_8UC3, cv::Scalar(40, 40, 40));
+    bool shown = mosaic == 0 || std::any_of(clear.begin(), clear.end(), [&](const std::string& c) {
+      return f.find(c) != std::string::npos;
+    });
+    if (!shown) {  // blocks of `mosaic` px: where the faces are stays visible, the artwork does not
+      cv::Mat coarse;
+      cv::resize(small, coarse, cv::Size(std::max(1, small.cols / mosaic), std::max(1, small.rows / mosaic)), 0, 0,
+                 cv::INTER_AREA);
+      cv::resize(coarse, small, small.size(), 0, 0, cv::INTER_NEAREST);
+    }
     small.copyTo(tile(cv::Rect(0, 0, small.cols, small.rows)));
     int th = std::max(1, cell / 180);
     for (const auto& fc : *faces) {
@@ -109,7 +118,7 @@ int main(int argc, char** argv) {
     cv::Mat sheet(rows * cell, std::min<int>(cols, tiles.size()) * cell, CV_8UC3, cv::Scalar(20, 20, 20));
     for (size_t i = 0; i < tiles.size(); ++i)
       tiles[i].copyTo(sheet(cv::Rect(static_cast<int>(i % cols) * cell, static_cast<int>(i / cols) * cell, cell, cell)));
-    if (!cv::imwrite(out, sheet)) {
+    if (!cv::imwrite(out, sheet, {cv::IMWRITE_JPEG_QUALITY, 85})) {
       std::fprintf(stderr, "cannot write %s\n", out.c_str());
       return 1;
     }
