@@ -1,11 +1,12 @@
 #include "trainer/gan.h"
 
-#include <ATen/autocast_mode.h>
+#include "tagger/builtin/torch_util.h"
 
 namespace moeforge::trainer {
 
 namespace F = torch::nn::functional;
 namespace nn = torch::nn;
+using tagger::CpuAutocast;
 
 int UpsampleBlocks(int resolution) {
   switch (resolution) {
@@ -181,27 +182,6 @@ LossTerms GeneratorLoss(const DiscriminatorOut& fake, const torch::Tensor& fake_
 }
 
 namespace {
-
-// Turns CPU bf16 autocast on for its scope (the C++ twin of torch.autocast("cpu")).
-class CpuAutocast {
- public:
-  explicit CpuAutocast(bool on) : on_(on) {
-    if (!on_) return;
-    prev_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~CpuAutocast() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(prev_);
-  }
-
- private:
-  bool on_;
-  bool prev_ = false;
-};
 
 // Holds a module's parameters out of autograd for its scope. The generator's step only
 // needs gradients through D to its input; D's own weight gradients there would be thrown

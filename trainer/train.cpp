@@ -6,7 +6,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <sstream>
 #include <thread>
@@ -18,6 +17,7 @@
 #include "core/progress.h"
 #include "db/dataset.h"
 #include "db/db.h"
+#include "tagger/builtin/torch_util.h"
 #include "trainer/data_cache.h"
 #include "trainer/gan.h"
 #include "trainer/run.h"
@@ -75,15 +75,6 @@ void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.deterministic = j.value("deterministic", o.deterministic);
   o.memory_format = j.value("memory_format", o.memory_format);
   o.bf16 = j.value("bf16", o.bf16);
-}
-
-// Native bf16 arithmetic (otherwise autocast emulates it, slower than fp32).
-bool CpuHasBf16() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("flags", 0) == 0)
-      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
-  return false;
 }
 
 Status Validate(const TrainOptions& o) {
@@ -193,7 +184,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   TagSampler sampler(config.schema, config.tag_freq);
   const double l_adv = o.l_adv < 0 ? config.gan.tags : o.l_adv;
 
-  if (o.bf16 && !CpuHasBf16()) o.bf16 = false;
+  if (o.bf16 && !tagger::CpuHasBf16()) o.bf16 = false;
   if (o.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   torch::manual_seed(o.seed);
   std::mt19937_64 data_rng(o.seed);
