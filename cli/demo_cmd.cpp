@@ -19,7 +19,7 @@ Command AddDemoCommand(CLI::App& root) {
     uint64_t seed = 1;
     int64_t steps = 300;
     int resolution = 32;
-    int tag_epochs = 12;
+    int tag_epochs = 30;
     int threads = 0;
     int port = 8766;
     bool json = false;

@@ -54,6 +54,8 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("tag_train.val_fraction", &tt.val_fraction);
   b.Bind("tag_train.lr", &tt.lr);
   b.Bind("tag_train.width", &tt.width);
+  b.Bind("tag_train.pool", &tt.pool);
+  b.Bind("tag_train.bf16", &tt.bf16);
   b.Bind("tag_train.seed", &tt.seed);
   b.Bind("tag_train.schema", &tt.schema);
 

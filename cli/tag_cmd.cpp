@@ -38,6 +38,9 @@ Command AddTagCommand(CLI::App& root) {
   train->add_option("--pool", t->pool, "Global pool before the head: avg, or avgmax (average and max, for small features)")
       ->check(CLI::IsMember({"avg", "avgmax"}))
       ->capture_default_str();
+  train->add_flag("--bf16,!--no-bf16", t->bf16,
+                  "bf16 autocast in training where the CPU has native bf16 (AVX512-BF16/AMX); scoring stays fp32")
+      ->capture_default_str();
   train->add_option("--threads", t->threads, "Threads (0 = all cores)")->capture_default_str();
   train->add_option("--val-fraction", t->val_fraction, "Share of posts held out for threshold calibration")
       ->capture_default_str();

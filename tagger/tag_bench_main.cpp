@@ -20,6 +20,7 @@
 #include "tagger/backend.h"
 #include "tagger/builtin/builtin_tagger.h"
 #include "tagger/builtin/train.h"
+#include "tagger/tagger.h"
 #include "tagger/testing.h"
 
 using namespace moeforge;
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
   if (model_path.empty()) {
     model_path = dir + "/model.pt";
     torch::manual_seed(1);
-    BuiltinTagger fresh(TagSchema::Default(), TaggerNetOptions{}, 64);
+    // The network `moeforge tag train` makes by default, at its default input size.
+    BuiltinTagger fresh(TagSchema::Default(), TaggerNetOptions{}, TagTrainOptions{}.input_size);
     auto s = fresh.Save(model_path);
     if (!s.ok()) return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
   }

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -88,7 +89,9 @@ Result<std::vector<Face>> MldsFaces(const std::string& dir) {
 
 int main(int argc, char** argv) {
   CLI::App app{"moeforge-tag-eval: built-in tagger accuracy on held-out demo or labelled faces"};
-  int demo_posts = 0, epochs = 12, input_size = 64, width = 32, threads = 0;
+  int demo_posts = 0, epochs = 12, input_size = 64, width = 32, threads = 0, batch = 64;
+  double lr = 2e-3;
+  bool bf16 = false;
   uint64_t seed = 1;
   double test_fraction = 0.2;
   std::string mlds, json_out, model_out, pool = "avgmax";
@@ -98,6 +101,9 @@ int main(int argc, char** argv) {
   app.add_option("--input-size", input_size, "Network input size")->capture_default_str();
   app.add_option("--width", width, "First block's channels")->capture_default_str();
   app.add_option("--pool", pool, "Global pool: avg | avgmax")->check(CLI::IsMember({"avg", "avgmax"}))->capture_default_str();
+  app.add_option("--batch", batch, "Batch size")->capture_default_str();
+  app.add_option("--lr", lr, "AdamW learning rate")->capture_default_str();
+  app.add_flag("--bf16,!--no-bf16", bf16, "bf16 autocast in training (where the CPU has it)")->capture_default_str();
   app.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", seed, "Seed (data, split, training)")->capture_default_str();
   app.add_option("--test-fraction", test_fraction, "Share held out for scoring")->capture_default_str();
@@ -133,13 +139,14 @@ int main(int argc, char** argv) {
   std::set<int64_t> test(order.begin(), order.begin() + static_cast<long>(test_fraction * order.size()));
 
   std::vector<LabeledCrop> train;
-  std::vector<cv::Mat> test_m, multi_m;
-  std::vector<std::vector<float>> test_t, multi_t;
+  std::vector<cv::Mat> test_m, multi_m, solo_m;
+  std::vector<std::vector<float>> test_t, multi_t, solo_t;
   for (const auto& f : faces) {
     if (test.count(f.post)) {
       test_m.push_back(f.bgr);
       test_t.push_back(f.truth);
       if (demo_posts > 0 && !f.single) multi_m.push_back(f.bgr), multi_t.push_back(f.truth);
+      if (demo_posts > 0 && f.single) solo_m.push_back(f.bgr), solo_t.push_back(f.truth);
     } else if (demo_posts == 0 || f.single) {
       train.push_back({f.bgr, f.truth, std::to_string(f.post), demo_posts > 0});
     }
@@ -155,6 +162,9 @@ int main(int argc, char** argv) {
   o.width = width;
   o.pool = pool;
   o.seed = seed;
+  o.batch = batch;
+  o.lr = lr;
+  o.bf16 = bf16;
   o.val_fraction = 0.1;
   auto res = TrainOnCrops(schema, train, o);
   if (!res.ok()) {
@@ -172,12 +182,16 @@ int main(int argc, char** argv) {
               res->n_val, report.ToText(schema).c_str());
   nlohmann::json j = {{"faces", faces.size()}, {"train", res->n_train}, {"calibration", res->n_val},
                       {"test", test_m.size()}, {"train_seconds", t_train}, {"test_report", report.ToJson()},
-                      {"epochs", epochs}, {"input_size", input_size}, {"width", width}, {"pool", pool}, {"seed", seed}};
-  if (!multi_m.empty()) {
-    auto mr = Evaluate(schema, ScoreCrops(model, multi_m), multi_t, model.thresholds(), true);
-    std::printf("== held-out faces of multi-character posts (their own tags) ==\n");
-    for (const auto& g : mr.groups) std::printf("%s accuracy: %.2f%% (%d/%d)\n", g.group.c_str(), 100 * g.accuracy(), g.correct, g.n);
-    j["multi_character_report"] = mr.ToJson();
+                      {"epochs", epochs}, {"input_size", input_size}, {"width", width}, {"pool", pool}, {"seed", seed},
+                      {"batch", batch}, {"lr", lr}, {"bf16", res->bf16}};
+  // The held-out faces again, split by the kind of post they came from: a solo post's
+  // face is framed alone, a multi-character post's may show a neighbour's hair.
+  for (auto [name, key, m, t] : {std::make_tuple("single-character", "single_character_report", &solo_m, &solo_t),
+                                 std::make_tuple("multi-character", "multi_character_report", &multi_m, &multi_t)}) {
+    if (m->empty()) continue;
+    auto r = Evaluate(schema, ScoreCrops(model, *m), *t, model.thresholds(), true);
+    std::printf("== held-out faces of %s posts (their own tags) ==\n%s", name, r.ToText(schema).c_str());
+    j[key] = r.ToJson();
   }
   if (!json_out.empty()) std::ofstream(json_out) << j.dump(1) << "\n";
   return 0;

@@ -15,6 +15,7 @@
 #include "core/tag_schema.h"
 #include "db/db.h"
 #include "tagger/backend.h"
+#include "tagger/builtin/torch_util.h"
 #include "tagger/builtin/train.h"
 #include "tagger/tagger.h"
 
@@ -65,7 +66,8 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   db::StageSummary sum;
   sum.stage = "tag-train";
   sum.params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch}, {"lr", o.lr},
-                {"width", o.width}, {"pool", o.pool}, {"val_fraction", o.val_fraction}, {"seed", o.seed},
+                {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16 && CpuHasBf16()},
+                {"val_fraction", o.val_fraction}, {"seed", o.seed},
                 {"schema", schema.name()}, {"detector", o.detector}};
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(db, "tag-train", sum.params));
   Progress clock("tag-train", 0, 1e9);
@@ -154,6 +156,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   co.lr = o.lr;
   co.width = o.width;
   co.pool = o.pool;
+  co.bf16 = o.bf16;
   co.val_fraction = o.val_fraction;
   co.seed = o.seed;
   co.quiet = o.quiet;

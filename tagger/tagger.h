@@ -24,14 +24,18 @@ namespace moeforge::tagger {
 
 struct TagTrainOptions {
   std::string out;             // model file; "" = WS/models/builtin-tagger.pt
-  int epochs = 15;
-  int input_size = 64;         // crops are resized to input_size x input_size
+  // Binary tags (smile, ribbon, ...) need many more steps than the colours: 60 epochs of
+  // 2,400 faces at 96 px reach F1 >= 0.96 on every demo tag, where 15 epochs at 64 px left
+  // smile, ribbon and ponytail near a constant guess (docs/runs/README.md).
+  int epochs = 60;
+  int input_size = 96;         // crops are resized to input_size x input_size
   int batch = 64;
   int threads = 0;             // 0 = all cores
   double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
   double lr = 2e-3;            // AdamW
   int width = 16;              // channels of the first conv block (doubles per block)
   std::string pool = "avgmax";  // global pool before the head: avg | avgmax
+  bool bf16 = true;            // bf16 autocast in training where the CPU has it natively (~3x faster)
   uint64_t seed = 1;
   std::string schema;          // "" = the default 34; else a TOML file
   std::string detector;        // only faces of this detector name; "" = any

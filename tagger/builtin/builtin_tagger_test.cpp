@@ -10,6 +10,7 @@
 #include "core/hash.h"
 #include "core/workspace.h"
 #include "tagger/builtin/builtin_tagger.h"
+#include "tagger/builtin/torch_util.h"
 #include "tagger/builtin/train.h"
 
 namespace moeforge::tagger {
@@ -104,22 +105,28 @@ tags = ["stripe"]
     if (stripe) tags.push_back("stripe");
     crops.push_back({m, schema->Encode(tags), "k" + std::to_string(i)});
   }
-  TrainCoreOptions o;
-  o.epochs = 6;
-  o.input_size = 16;
-  o.width = 8;
-  o.blocks = 2;
-  o.batch = 32;
-  o.val_fraction = 0.25;
-  o.quiet = true;
-  auto r = TrainOnCrops(*schema, crops, o);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->n_train + r->n_val, 240);
-  EXPECT_EQ(r->n_val, 60);
-  ASSERT_EQ(r->val.groups.size(), 1u);
-  EXPECT_GE(r->val.groups[0].accuracy(), 0.9) << r->val.ToText(*schema);
-  ASSERT_EQ(r->val.tags.size(), 1u);
-  EXPECT_GE(r->val.tags[0].f1(), 0.8) << r->val.ToText(*schema);
+  // fp32, then bf16 autocast (which only takes effect where the CPU has native bf16).
+  for (bool bf16 : {false, true}) {
+    SCOPED_TRACE(bf16 ? "bf16" : "fp32");
+    TrainCoreOptions o;
+    o.epochs = 6;
+    o.input_size = 16;
+    o.width = 8;
+    o.blocks = 2;
+    o.batch = 32;
+    o.val_fraction = 0.25;
+    o.bf16 = bf16;
+    o.quiet = true;
+    auto r = TrainOnCrops(*schema, crops, o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->bf16, bf16 && CpuHasBf16());
+    EXPECT_EQ(r->n_train + r->n_val, 240);
+    EXPECT_EQ(r->n_val, 60);
+    ASSERT_EQ(r->val.groups.size(), 1u);
+    EXPECT_GE(r->val.groups[0].accuracy(), 0.9) << r->val.ToText(*schema);
+    ASSERT_EQ(r->val.tags.size(), 1u);
+    EXPECT_GE(r->val.tags[0].f1(), 0.8) << r->val.ToText(*schema);
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/progress.h"
+#include "tagger/builtin/torch_util.h"
 
 namespace moeforge::tagger {
 
@@ -131,6 +132,8 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
 
   auto& net_mod = model.net();
   torch::optim::AdamW opt(net_mod->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  const bool bf16 = o.bf16 && CpuHasBf16();
+  out.bf16 = bf16;
   int64_t steps_per_epoch = (out.n_train + o.batch - 1) / o.batch;
   int64_t total_steps = steps_per_epoch * o.epochs, step = 0;
   std::unique_ptr<Progress> progress;
@@ -150,7 +153,12 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
       double warm = std::min(1.0, (step + 1.0) / std::max<int64_t>(1, steps_per_epoch));
       double lr = o.lr * warm * 0.5 * (1 + std::cos(M_PI * step / std::max<int64_t>(1, total_steps)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-      auto logits = net_mod->forward(x);
+      torch::Tensor logits;
+      {
+        CpuAutocast ac(bf16);
+        logits = net_mod->forward(x);
+      }
+      logits = logits.to(torch::kFloat32);
       torch::Tensor loss = torch::zeros({});
       for (const auto& r : ranges) {
         auto lg = logits.narrow(1, r.start, r.n), yt = y.narrow(1, r.start, r.n);

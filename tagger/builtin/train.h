@@ -35,6 +35,9 @@ struct TrainCoreOptions {
   double val_fraction = 0.1;
   uint64_t seed = 1;
   bool augment = true;
+  // bf16 autocast for the training passes where the CPU has native bf16 (ignored
+  // elsewhere); scoring and calibration stay fp32.
+  bool bf16 = false;
   bool quiet = false;
 };
 
@@ -42,6 +45,7 @@ struct TrainOutcome {
   std::shared_ptr<BuiltinTagger> model;  // thresholds calibrated on validation
   EvalReport val;                        // on the validation split (empty without one)
   int n_train = 0, n_val = 0;
+  bool bf16 = false;                     // trained under bf16 autocast
   std::vector<std::string> val_keys;     // the split keys held out
 };
 
