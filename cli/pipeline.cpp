@@ -64,6 +64,11 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("tag.batch", &p->tag.batch);
   b.Bind("tag.threads", &p->tag.threads);
 
+  b.Bind("view.enabled", &p->view_enabled);
+  b.Bind("view.name", &p->view.name);
+  b.Bind("view.where", &p->view.where_sql);
+  b.Bind("view.tagger", &p->view.tagger);
+
   b.Bind("train.enabled", &p->train_enabled);
   auto& t = p->train;
   b.Bind("train.view", &t.view);
@@ -128,6 +133,20 @@ Result<std::string> RunPipeline(PipelineConfig p) {
       return Status::InvalidArgument("[tag] needs a tagger (builtin:MODEL|wd14:DIR|i2v:DIR) when tag_train is off");
     p.tag.json = p.json;
     MF_RETURN_IF_ERROR(report("tag", tagger::Tag(ws, p.tag)));
+  }
+  if (p.view_enabled && p.train_enabled && p.train.view.empty()) {
+    MF_ASSIGN_OR_RETURN(auto database, db::OpenWorkspace(ws));
+    MF_RETURN_IF_ERROR(db::CreateView(*database, p.view).WithContext("view " + p.view.name));
+    MF_ASSIGN_OR_RETURN(int64_t n, database->QueryInt("SELECT count(*) FROM v_dataset WHERE (" + p.view.where_sql + ")"));
+    MF_ASSIGN_OR_RETURN(int64_t all, database->QueryInt("SELECT count(*) FROM v_dataset"));
+    db::StageSummary sum;
+    sum.stage = "view";
+    sum.done = n;
+    sum.skipped = all - n;
+    sum.params = {{"name", p.view.name}, {"where", p.view.where_sql}};
+    db::PrintSummary(sum, p.json);
+    if (n == 0) return Status::InvalidArgument("view " + p.view.name + " (" + p.view.where_sql + ") has no faces to train on");
+    p.train.view = p.view.name;
   }
   if (p.train_enabled) {
     p.train.json = p.json;

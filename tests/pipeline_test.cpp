@@ -48,6 +48,11 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   EXPECT_GE(faces, 40) << st.dump();
   ASSERT_EQ(st["runs"].size(), 1u) << st.dump();
   EXPECT_EQ(st["runs"][0]["step"], 20);
+  // The generator trained on the clean view: no faces of monochrome images.
+  EXPECT_NE(r.out.find("view: "), std::string::npos) << r.out;
+  Outcome views = Moeforge("view list -w " + out + "/ws", true);
+  EXPECT_NE(views.out.find("clean"), std::string::npos) << views.out;
+  EXPECT_NE(views.out.find("mono_score < 0.5"), std::string::npos) << views.out;
 
   // Again: every stage finds its work done.
   Outcome again = Moeforge(args + " --json", true);
@@ -76,6 +81,7 @@ TEST(Pipeline, RunReadsAConfigAndRejectsUnknownKeys) {
     cfg << "workspace = '" << dir << "/ws'\n"
         << "[crawl]\nsource = 'danbooru'\nurl = '" << booru.url() << "'\nlimit = 40\n"
         << "[detect]\ncrop_size = 64\n[tag_train]\nepochs = 2\n"
+        << "[view]\nname = 'sharp'\nwhere = 'sharpness > 0 AND mono_score < 0.5'\n"
         << "[train]\nrun = 'r'\nresolution = 32\nsteps = 10\nbatch = 8\ng_channels = 16\ng_blocks = 2\n"
         << "d_channels = 16\nd_blocks = 1\n"
         << "[sample]\ntags = 'blonde_hair blue_eyes'\nn = 4\nout = 'grid.png'\n";
@@ -85,6 +91,14 @@ TEST(Pipeline, RunReadsAConfigAndRejectsUnknownKeys) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/ws/grid.png")) << r.out;
   nlohmann::json st = WorkspaceStatusJson(dir + "/ws");
   EXPECT_EQ(st["runs"][0]["step"], 12) << "--set overrides the file";
+  Outcome views = Moeforge("view list -w " + dir + "/ws", true);
+  EXPECT_NE(views.out.find("sharp"), std::string::npos) << views.out;
+
+  // A view over a column that does not exist stops the job before training, naming it.
+  Outcome badview = Moeforge("run " + dir + "/run.toml --set train.steps=14 --set \"view.where=no_such_column > 1\"");
+  EXPECT_NE(badview.status, 0) << badview.out;
+  EXPECT_NE(badview.out.find("no_such_column"), std::string::npos) << badview.out;
+  EXPECT_EQ(WorkspaceStatusJson(dir + "/ws")["runs"][0]["step"], 12) << "nothing trained after the failed view";
 }
 
 }  // namespace
