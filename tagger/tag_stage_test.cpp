@@ -187,7 +187,9 @@ TEST(TagStageTest, BadInputIsAnErrorNotACrash) {
   EXPECT_EQ(Tag(fw.ws(), o).status().code(), Status::Code::kInvalidArgument);
   o.thresholds = {1.5f};
   EXPECT_EQ(Tag(fw.ws(), o).status().code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(Tag(Workspace(root + "-missing"), TagOptions{"builtin:x"}).status().code(), Status::Code::kNotFound);
+  TagOptions missing_ws;
+  missing_ws.tagger = "builtin:x";
+  EXPECT_EQ(Tag(Workspace(root + "-missing"), missing_ws).status().code(), Status::Code::kNotFound);
   std::filesystem::remove_all(root);
 }
 

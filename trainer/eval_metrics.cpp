@@ -11,7 +11,7 @@ torch::Tensor Cov(const torch::Tensor& x) {
 
 // Square root of a symmetric positive semi-definite matrix by eigendecomposition.
 torch::Tensor SqrtPsd(const torch::Tensor& m) {
-  auto [w, v] = torch::linalg::eigh(m, "L");
+  auto [w, v] = torch::linalg_eigh(m, "L");
   return v.mm(torch::diag(w.clamp_min(0).sqrt())).mm(v.t());
 }
 
@@ -29,7 +29,7 @@ double FrechetDistance(const torch::Tensor& a_in, const torch::Tensor& b_in) {
   auto root_a = SqrtPsd(sa);
   // tr((Sa Sb)^(1/2)) = tr((Sa^(1/2) Sb Sa^(1/2))^(1/2)), the latter symmetric PSD.
   auto m = root_a.mm(sb).mm(root_a);
-  auto ev = torch::linalg::eigvalsh(0.5 * (m + m.t()), "L").clamp_min(0);
+  auto ev = torch::linalg_eigvalsh(0.5 * (m + m.t()), "L").clamp_min(0);
   double tr_sqrt = ev.sqrt().sum().item<double>();
   double mean_term = (a.mean(0) - b.mean(0)).pow(2).sum().item<double>();
   return mean_term + sa.trace().item<double>() + sb.trace().item<double>() - 2 * tr_sqrt;
