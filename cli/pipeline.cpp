@@ -144,6 +144,7 @@ Result<std::string> RunPipeline(PipelineConfig p) {
     sum.done = n;
     sum.skipped = all - n;
     sum.params = {{"name", p.view.name}, {"where", p.view.where_sql}};
+    sum.extra = {{"view", p.view.name}, {"where", p.view.where_sql}};
     db::PrintSummary(sum, p.json);
     if (n == 0) return Status::InvalidArgument("view " + p.view.name + " (" + p.view.where_sql + ") has no faces to train on");
     p.train.view = p.view.name;
