@@ -45,6 +45,8 @@ Command AddCrawlCommand(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--retries", o->retries, "Extra attempts for transient failures (5xx, 429, timeouts)")
       ->capture_default_str();
+  app->add_option("--ca-file", o->ca_file, "Also trust the CA certificates in this PEM file for https (a private mirror)")
+      ->check(CLI::ExistingFile);
   app->add_flag("--quiet", o->quiet, "No progress line");
   app->add_flag("--json", o->json, "Print the summary as one JSON object");
   return {app, [ws, o]() -> int {

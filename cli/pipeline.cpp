@@ -30,6 +30,7 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("crawl.depth", &c.depth);
   b.Bind("crawl.timeout", &c.timeout_s);
   b.Bind("crawl.retries", &c.retries);
+  b.Bind("crawl.ca_file", &c.ca_file);
 
   b.Bind("detect.enabled", &p->detect_enabled);
   auto& d = p->detect;

@@ -338,6 +338,7 @@ struct Client::Engine {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    if (!opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opts.ca_file.c_str());
     // Waiting for a connection that might multiplex only pays off where HTTP/2 can be
     // negotiated (TLS ALPN); on plain http it only delays transfers.
     if (it->origin.rfind("https://", 0) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
@@ -370,6 +371,8 @@ struct Client::Engine {
     curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff);
     long redirects = 0;
     curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
+    long version = 0;
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
     curl_multi_remove_handle(multi, e);
     running_easy.erase(e);
     idle_easy.push_back(e);
@@ -382,6 +385,11 @@ struct Client::Engine {
 
     Response& r = it->resp;
     r.status = static_cast<int>(status);
+    r.http_version = version == CURL_HTTP_VERSION_2_0 ? 2 : (version == CURL_HTTP_VERSION_NONE ? 0 : 1);
+    if (version == CURL_HTTP_VERSION_2_0) {
+      std::lock_guard<std::mutex> l(mu);
+      stats.http2++;
+    }
     if (eff) r.effective_url = eff;
     r.error.clear();
     r.error_detail.clear();

@@ -39,6 +39,9 @@ struct ClientOptions {
   double backoff_max_s = 30;
   double retry_after_max_s = 60;  // a server's Retry-After is clamped to this
   int max_redirects = 5;
+  // Extra PEM file of CA certificates to trust for https (a private mirror, a proxy's own
+  // CA); empty: the system's store.
+  std::string ca_file;
 };
 
 struct Request {
@@ -64,6 +67,7 @@ struct Response {
   std::string error;
   std::string error_detail;      // libcurl's message, for logs
   int attempts = 0;
+  int http_version = 0;          // 1 (HTTP/1.x) or 2 (negotiated by ALPN on https); 0: none
   double seconds = 0;            // from first start to completion, retries included
   std::string Header(const std::string& lower_name) const;
   // "http_404", or `error` when there was no HTTP answer.
@@ -75,6 +79,7 @@ struct ClientStats {
   int64_t retries = 0;
   int64_t bytes = 0;      // body bytes received
   int64_t completed = 0;
+  int64_t http2 = 0;      // attempts answered over HTTP/2
 };
 
 class Client {

@@ -149,6 +149,7 @@ class CrawlRun {
       auto st = http_->stats();
       sum.extra["http_requests"] = st.requests;
       sum.extra["http_retries"] = st.retries;
+      sum.extra["http2_responses"] = st.http2;
     }
     sum.extra["blob_flushes"] = ingest_->blob_flushes();
   }
@@ -180,6 +181,7 @@ class CrawlRun {
     co.backoff_max_s = 10;
     co.retry_after_max_s = 60;
     co.max_redirects = 5;
+    co.ca_file = o_.ca_file;
     http_ = std::make_unique<http::Client>(co);
     if (IsHttpUrl(o_.url)) {
       std::string origin = http::OriginOf(o_.url);

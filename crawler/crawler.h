@@ -51,6 +51,7 @@ struct CrawlOptions {
   int page_limit = 0;                 // API page size; 0 = the dialect's maximum
   double timeout_s = 20;              // low-speed (stall) timeout per transfer
   int retries = 3;                    // extra attempts for transient failures
+  std::string ca_file;                // extra CA certificates (PEM) to trust for https
   bool json = false;                  // summary as JSON (the CLI prints it)
   bool quiet = false;                 // no progress line
 };
