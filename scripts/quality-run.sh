@@ -26,7 +26,7 @@ train_args=(--resolution 64 --steps 1000000 --minutes "$minutes" --batch 32 --g-
 resume=()
 case $kind in
   demo)
-    [ -d "$ws" ] || "$mf" demo --out "$out" --posts 3000 --steps 1 --resolution 64 --tag-epochs 20 --port 8771
+    [ -d "$ws" ] || "$mf" demo --out "$out" --posts 3000 --steps 1 --resolution 64 --tag-epochs 60 --port 8771
     # The clean set: faces of monochrome posts carry colour tags they do not show.
     "$mf" view create -w "$ws" colour --where "mono_score < 0.5"
     train_args+=(--view colour)
