@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "crawler/image_probe.h"
+#include "crawler/png_grey.h"
 
 namespace moeforge::crawler {
 
@@ -16,25 +17,26 @@ namespace {
 uint64_t DHashGrey(const cv::Mat& grey) {
   const int W = grey.cols, H = grey.rows;
   double sums[8][9] = {};
-  int counts[8][9] = {};
-  std::vector<int> cell_x(static_cast<size_t>(W));
-  for (int x = 0; x < W; ++x) cell_x[static_cast<size_t>(x)] = static_cast<int>(static_cast<int64_t>(x) * 9 / W);
-  std::vector<uint32_t> row(9);
+  // Column cell c (x * 9 / W == c) covers [x0[c], x0[c + 1]): summing each range is a plain loop the
+  // compiler vectorises, where a per-pixel cell lookup is a scattered add.
+  int x0[10];
+  for (int c = 0; c <= 9; ++c) x0[c] = static_cast<int>((static_cast<int64_t>(c) * W + 8) / 9);
   for (int y = 0; y < H; ++y) {
     int cy = static_cast<int>(static_cast<int64_t>(y) * 8 / H);
-    std::fill(row.begin(), row.end(), 0u);
     const uint8_t* p = grey.ptr<uint8_t>(y);
-    for (int x = 0; x < W; ++x) row[static_cast<size_t>(cell_x[static_cast<size_t>(x)])] += p[x];
-    for (int cx = 0; cx < 9; ++cx) sums[cy][cx] += row[static_cast<size_t>(cx)];
+    for (int cx = 0; cx < 9; ++cx) {
+      uint32_t s = 0;
+      for (int x = x0[cx]; x < x0[cx + 1]; ++x) s += p[x];
+      sums[cy][cx] += s;
+    }
   }
-  for (int x = 0; x < W; ++x) counts[0][cell_x[static_cast<size_t>(x)]]++;
   int rows_in[8] = {};
   for (int y = 0; y < H; ++y) rows_in[static_cast<int64_t>(y) * 8 / H]++;
   uint64_t h = 0;
   for (int y = 0; y < 8; ++y) {
     double m[9];
     for (int x = 0; x < 9; ++x) {
-      double n = static_cast<double>(counts[0][x]) * rows_in[y];
+      double n = static_cast<double>(x0[x + 1] - x0[x]) * rows_in[y];
       m[x] = n > 0 ? sums[y][x] / n : 0;
     }
     for (int x = 0; x < 8; ++x) h = (h << 1) | (m[x] < m[x + 1] ? 1u : 0u);
@@ -68,6 +70,9 @@ Result<uint64_t> DHashOfEncoded(const std::string& bytes) {
   // JPEG decodes at 1/2, 1/4 or 1/8 scale directly (DCT scaling); the hash needs only
   // 9x8 cells, so keep at least ~64 px on the short side.
   ImageProbe p = ProbeImage(bytes.data(), bytes.size());
+  if (p.format == "png") {
+    if (std::optional<cv::Mat> grey = DecodePngGrey(bytes)) return DHash(*grey);
+  }
   if (p.format == "jpeg" && p.width > 0 && p.height > 0) {
     int64_t side = std::min(p.width, p.height);
     if (side >= 512) flags = cv::IMREAD_REDUCED_GRAYSCALE_8;
