@@ -5,9 +5,10 @@
 // fsync, rename) and batched database commits. In the same run, against the same server,
 // the Python reference (bench/crawl_reference.py: thread pool, fetch + SHA-256 + write).
 //
-//   moeforge-crawl-bench [--posts 2000] [--concurrency 16] [--python /usr/bin/python3]
+//   moeforge-crawl-bench [--posts 2000] [--concurrency 16] [--rounds 3] [--python /usr/bin/python3]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,18 +31,24 @@ using namespace moeforge;
 
 int main(int argc, char** argv) {
   CLI::App app{"Crawl throughput against the loopback demo booru, vs the Python reference"};
-  int posts = 2000, concurrency = 16, threads = 16;
+  int posts = 2000, concurrency = 16, threads = 16, rounds = 3;
   std::string python = "/usr/bin/python3";
   std::string reference = (fs::path(__FILE__).parent_path().parent_path() / "bench" / "crawl_reference.py").string();
   std::string dir = (fs::temp_directory_path() / ("mf_crawl_bench_" + std::to_string(::getpid()))).string();
   bool skip_python = false;
+  std::string only;
   app.add_option("--posts", posts, "Posts on the demo booru")->capture_default_str();
   app.add_option("--concurrency", concurrency, "moeforge crawl --concurrency")->capture_default_str();
+  app.add_option("--rounds", rounds, "Rounds of (full, no near-dup, python); medians are reported")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "Python reference thread pool size")->capture_default_str();
   app.add_option("--python", python, "Python interpreter for the reference")->capture_default_str();
   app.add_option("--reference", reference, "The reference script")->capture_default_str();
   app.add_option("--dir", dir, "Scratch folder (removed afterwards)")->capture_default_str();
   app.add_flag("--no-python", skip_python, "Only the moeforge crawl");
+  app.add_option("--only", only, "Run one moeforge crawl: full or no-near-dup (for profiling)")
+      ->check(CLI::IsMember({"full", "no-near-dup"}));
   CLI11_PARSE(app, argc, argv);
 
   demo::DemoBooru::Options bo;
@@ -56,13 +63,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   fs::remove_all(dir);
-  Workspace ws(dir + "/ws");
-  if (!ws.CreateDirs().ok() || !db::OpenWorkspace(ws, true).ok()) return 1;
-
-  // Two moeforge runs: the full pipeline, and near-duplicate detection off (no decode:
-  // MD5-verified files are not decoded), which is the Python reference's work list.
+  // Two moeforge runs per round: the full pipeline, and near-duplicate detection off (no
+  // decode: MD5-verified files are not decoded), which is the Python reference's work
+  // list. Each run crawls into a fresh workspace. Rounds interleave the three runs and
+  // the figures are medians, because a one-second run on a shared 2-core machine is noisy.
+  // Nothing is deleted until the end: ext4 skips inodes freed in the last minutes when it
+  // allocates new ones, so deleting one run's thousands of files slows the next run's
+  // file creation (both sides alike) by up to 2x. For the same reason, leave a few
+  // minutes between bench invocations on the same file system.
+  // Each timed run starts from a clean page cache (sync(), untimed): otherwise a run's
+  // flushes also write back the run before it, and the figures depend on the order.
+  int round_no = 0;
   auto run = [&](const std::string& name, int near_dup) -> double {
-    Workspace ws(dir + "/" + name);
+    ::sync();
+    Workspace ws(dir + "/" + name + "-" + std::to_string(round_no));
     if (!ws.CreateDirs().ok() || !db::OpenWorkspace(ws, true).ok()) return -1;
     crawler::CrawlOptions o;
     o.source = "danbooru";
@@ -77,15 +91,57 @@ int main(int argc, char** argv) {
     }
     int64_t handled = r->done + r->skipped + r->failed;
     double rate = handled / r->seconds;
-    std::printf("moeforge crawl (%s): %lld posts (%lld stored, %lld duplicates, %lld failed) in %.2f s = %.0f images/s\n",
-                name.c_str(), static_cast<long long>(handled), static_cast<long long>(r->done),
+    std::printf("round %d: moeforge crawl (%s): %lld posts (%lld stored, %lld duplicates, %lld failed) in %.2f s = %.0f images/s\n",
+                round_no, name.c_str(), static_cast<long long>(handled), static_cast<long long>(r->done),
                 static_cast<long long>(r->skipped), static_cast<long long>(r->failed), r->seconds, rate);
     std::fflush(stdout);
     return rate;
   };
-  double ours = run("full", 4);
-  double ours_nodecode = run("no-near-dup", -1);
-  if (ours < 0 || ours_nodecode < 0) return 1;
+  auto python_run = [&]() -> double {
+    ::sync();
+    std::string out_dir = dir + "/py-" + std::to_string(round_no);
+    std::string cmd = python + " " + reference + " --url " + booru.base_url() + " --out " + out_dir + " --threads " +
+                      std::to_string(threads);
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string text;
+    char buf[4096];
+    while (p && fgets(buf, sizeof buf, p)) text += buf;
+    int rc = p ? pclose(p) : -1;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (rc != 0 || j.is_discarded()) {
+      std::fprintf(stderr, "python reference failed (%d): %s\n", rc, text.c_str());
+      return -1;
+    }
+    double ref = j["images_per_s"].get<double>();
+    std::printf("round %d: python reference (%d threads): %lld images in %.2f s = %.0f images/s\n", round_no, threads,
+                static_cast<long long>(j["images"].get<int64_t>()), j["seconds"].get<double>(), ref);
+    std::fflush(stdout);
+    return ref;
+  };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  std::vector<double> full_rates, like_rates, py_rates;
+  for (round_no = 0; round_no < rounds; ++round_no) {
+    if (only.empty() || only == "full") {
+      full_rates.push_back(run("full", 4));
+      if (full_rates.back() < 0) return 1;
+    }
+    if (only.empty() || only == "no-near-dup") {
+      like_rates.push_back(run("no-near-dup", -1));
+      if (like_rates.back() < 0) return 1;
+    }
+    if (only.empty() && !skip_python) {
+      py_rates.push_back(python_run());
+      if (py_rates.back() < 0) return 1;
+    }
+  }
+  if (!only.empty()) {
+    fs::remove_all(dir);
+    return 0;
+  }
+  double ours = median(full_rates), ours_nodecode = median(like_rates);
 
   // The near-duplicate index at a million images: build and query time.
   {
@@ -110,22 +166,11 @@ int main(int argc, char** argv) {
   }
   nlohmann::json out = {{"posts", posts}, {"moeforge_images_per_s", ours},
                         {"moeforge_no_near_dup_images_per_s", ours_nodecode}};
-  if (!skip_python) {
-    std::string cmd = python + " " + reference + " --url " + booru.base_url() + " --out " + dir + "/py --threads " +
-                      std::to_string(threads);
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string text;
-    char buf[4096];
-    while (p && fgets(buf, sizeof buf, p)) text += buf;
-    int rc = p ? pclose(p) : -1;
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (rc != 0 || j.is_discarded()) {
-      std::fprintf(stderr, "python reference failed (%d): %s\n", rc, text.c_str());
-      return 1;
-    }
-    double ref = j["images_per_s"].get<double>();
-    std::printf("python reference (%d threads): %lld images in %.2f s = %.0f images/s\n", threads,
-                static_cast<long long>(j["images"].get<int64_t>()), j["seconds"].get<double>(), ref);
+  out["rounds"] = rounds;
+  if (!py_rates.empty()) {
+    double ref = median(py_rates);
+    std::printf("medians of %d rounds: moeforge full %.0f, no near-dup %.0f, python %.0f images/s\n", rounds, ours,
+                ours_nodecode, ref);
     std::printf("ratio: %.2fx full pipeline, %.2fx like for like (no decode)\n", ours / ref, ours_nodecode / ref);
     out["python_images_per_s"] = ref;
     out["ratio_full"] = ours / ref;
