@@ -341,7 +341,12 @@ class CrawlRun {
       }
       WaitImages(window_);
       ingest_->Expect(j.frontier_id);
-      in_flight_++;
+      {
+        // Under the lock: pool threads decrement it as transfers finish, and a lost
+        // update here left WaitImages() waiting forever for a finished crawl.
+        std::lock_guard<std::mutex> l(wait_mu_);
+        in_flight_++;
+      }
       http::Request rq;
       rq.url = j.url;
       rq.max_bytes = o_.max_bytes;
