@@ -40,11 +40,16 @@ Status Workspace::CheckExists() const {
 
 Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool fsync_file) {
   static std::atomic<uint64_t> counter{0};
-  fs::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    // The folder is made on the first miss only: a crawl writes thousands of files into
+    // folders that mostly exist, and create_directories costs a stat per level each time.
+    fs::path p(path);
+    std::error_code ec;
+    if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
   if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
   const char* c = static_cast<const char*>(data);
   size_t left = n;

@@ -6,6 +6,7 @@
 // the Python reference (bench/crawl_reference.py: thread pool, fetch + SHA-256 + write).
 //
 //   moeforge-crawl-bench [--posts 2000] [--concurrency 16] [--rounds 3] [--python /usr/bin/python3]
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,14 @@
 
 namespace fs = std::filesystem;
 using namespace moeforge;
+
+namespace {
+double ProcessCpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Crawl throughput against the loopback demo booru, vs the Python reference"};
@@ -84,16 +93,21 @@ int main(int argc, char** argv) {
     o.concurrency = concurrency;
     o.near_dup_threshold = near_dup;
     o.quiet = true;
+    double cpu0 = ProcessCpuSeconds();
     auto r = crawler::Crawl(ws, o);
+    double cpu = ProcessCpuSeconds() - cpu0;
     if (!r.ok()) {
       std::fprintf(stderr, "crawl: %s\n", r.status().ToString().c_str());
       return -1;
     }
     int64_t handled = r->done + r->skipped + r->failed;
     double rate = handled / r->seconds;
-    std::printf("round %d: moeforge crawl (%s): %lld posts (%lld stored, %lld duplicates, %lld failed) in %.2f s = %.0f images/s\n",
+    // CPU: this process, so the in-process demo booru's serving is counted too.
+    std::printf("round %d: moeforge crawl (%s): %lld posts (%lld stored, %lld duplicates, %lld failed) in %.2f s = %.0f images/s"
+                " (CPU %.2f s incl. the server: %.0f us/image, %.0f%% of 2 cores)\n",
                 round_no, name.c_str(), static_cast<long long>(handled), static_cast<long long>(r->done),
-                static_cast<long long>(r->skipped), static_cast<long long>(r->failed), r->seconds, rate);
+                static_cast<long long>(r->skipped), static_cast<long long>(r->failed), r->seconds, rate, cpu,
+                cpu * 1e6 / static_cast<double>(handled), 100 * cpu / (2 * r->seconds));
     std::fflush(stdout);
     return rate;
   };
