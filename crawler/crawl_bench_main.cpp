@@ -31,9 +31,9 @@ namespace fs = std::filesystem;
 using namespace moeforge;
 
 namespace {
-double ProcessCpuSeconds() {
+double ProcessCpuSeconds(int who = RUSAGE_SELF) {
   rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
+  ::getrusage(who, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 }  // namespace
@@ -116,19 +116,23 @@ int main(int argc, char** argv) {
     std::string out_dir = dir + "/py-" + std::to_string(round_no);
     std::string cmd = python + " " + reference + " --url " + booru.base_url() + " --out " + out_dir + " --threads " +
                       std::to_string(threads);
+    double self0 = ProcessCpuSeconds(), child0 = ProcessCpuSeconds(RUSAGE_CHILDREN);
     FILE* p = popen(cmd.c_str(), "r");
     std::string text;
     char buf[4096];
     while (p && fgets(buf, sizeof buf, p)) text += buf;
     int rc = p ? pclose(p) : -1;
+    double server_cpu = ProcessCpuSeconds() - self0, python_cpu = ProcessCpuSeconds(RUSAGE_CHILDREN) - child0;
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (rc != 0 || j.is_discarded()) {
       std::fprintf(stderr, "python reference failed (%d): %s\n", rc, text.c_str());
       return -1;
     }
     double ref = j["images_per_s"].get<double>();
-    std::printf("round %d: python reference (%d threads): %lld images in %.2f s = %.0f images/s\n", round_no, threads,
-                static_cast<long long>(j["images"].get<int64_t>()), j["seconds"].get<double>(), ref);
+    double n = static_cast<double>(j["images"].get<int64_t>());
+    std::printf("round %d: python reference (%d threads): %.0f images in %.2f s = %.0f images/s (CPU: python %.0f us/image"
+                " incl. its start, the demo booru %.0f us/image)\n",
+                round_no, threads, n, j["seconds"].get<double>(), ref, python_cpu * 1e6 / n, server_cpu * 1e6 / n);
     std::fflush(stdout);
     return ref;
   };
