@@ -37,6 +37,10 @@ class Backend {
   virtual Result<std::vector<RawBox>> Run(const cv::Mat& bgr) = 0;
   virtual std::string kind() const = 0;        // "cascade"
   virtual nlohmann::json params() const = 0;   // what changes the raw boxes
+  // Which implementation runs the model: "moeforge-lbp" (our LBP cascade evaluator) or
+  // "opencv". Not in params(): both give the same boxes, and params() is part of the
+  // detector's identity in the database (a new value would redo every image).
+  virtual std::string engine() const { return "opencv"; }
   const std::string& model_path() const { return model_path_; }
   const std::string& model_sha256() const { return model_sha256_; }
   // "lbpcascade_animeface": the model file's name without folder and extension.
