@@ -8,6 +8,7 @@
 #include <cfloat>
 #include <cmath>
 #include <filesystem>
+#include <type_traits>
 
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
@@ -714,20 +715,21 @@ cv::Mat LbpCascade::ScaledIntegral(const cv::Mat& grey, cv::Size size, int step,
   auto at = [&](int y, int c) {
     return static_cast<size_t>(y) * stride + (step == 1 ? c : (c & 1) * (stride / 2) + (c >> 1));
   };
+  auto read_back = [&](const auto& sum, int type) {
+    using T = typename std::decay_t<decltype(sum)>::value_type;
+    cv::Mat out(size.height + 1, size.width + 1, type);
+    for (int y = 0; y <= size.height; ++y)
+      for (int c = 0; c <= size.width; ++c) out.at<T>(y, c) = sum[at(y, c)];
+    return out;
+  };
   if (isa == Isa::kAvx2 && CpuHasAvx2()) {
     std::vector<int16_t> sum(n, 0);
     BuildIntegralAvx2(b, src, size, step, stride, sum.data());
-    cv::Mat out(size.height + 1, size.width + 1, CV_16S);
-    for (int y = 0; y <= size.height; ++y)
-      for (int c = 0; c <= size.width; ++c) out.at<int16_t>(y, c) = sum[at(y, c)];
-    return out;
+    return read_back(sum, CV_16S);
   }
   std::vector<int32_t> sum(n, 0);
   BuildIntegralScalar(b, src, size, step, stride, sum.data());
-  cv::Mat out(size.height + 1, size.width + 1, CV_32S);
-  for (int y = 0; y <= size.height; ++y)
-    for (int c = 0; c <= size.width; ++c) out.at<int32_t>(y, c) = sum[at(y, c)];
-  return out;
+  return read_back(sum, CV_32S);
 }
 
 Result<std::vector<cv::Rect>> LbpCascade::DetectNoGrouping(const cv::Mat& image, double scale_factor,
