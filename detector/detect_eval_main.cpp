@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <oneapi/tbb/parallel_for.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -72,32 +73,20 @@ int main(int argc, char** argv) {
   int n = 500;
   bool fit = false;
   std::string dump, save;  // --save DIR: write every post's file there (for contact sheets)
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--detector") opts.detector = next();
-    else if (a == "--model") opts.model = next();
-    else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
-    else if (a == "--first") first = std::atoll(next().c_str());
-    else if (a == "--n") n = std::atoi(next().c_str());
-    else if (a == "--fit") fit = true;
-    else if (a == "--dump") dump = next();
-    else if (a == "--save") save = next();
-    else if (a == "--min-neighbors") opts.min_neighbors = std::atoi(next().c_str());
-    else if (a == "--score-threshold") opts.score_threshold = std::atof(next().c_str());
-    else if (a == "--margin") opts.margin = std::atof(next().c_str());
-    else if (a == "--max-pad") opts.max_pad = std::atof(next().c_str());
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"Score a detector on demo booru illustrations against their truth; fit calibrations"};
+  app.add_option("--detector", opts.detector, "Backends, e.g. cascade, yunet, cascade+yunet")->capture_default_str();
+  app.add_option("--model", opts.model, "Model name or path (single backend)");
+  app.add_option("--seed", seed, "Demo booru seed")->capture_default_str();
+  app.add_option("--first", first, "First post id")->capture_default_str();
+  app.add_option("--n", n, "Posts to score")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--fit", fit, "Print each backend's calibration fitted on these posts");
+  app.add_option("--dump", dump, "Folder: posts with a miss or a false detection, boxes drawn");
+  app.add_option("--save", save, "Folder: every post's file (for contact sheets)");
+  app.add_option("--min-neighbors", opts.min_neighbors, "Cascade minNeighbors")->capture_default_str();
+  app.add_option("--score-threshold", opts.score_threshold, "dnn score threshold")->capture_default_str();
+  app.add_option("--margin", opts.margin, "Crop margin")->capture_default_str();
+  app.add_option("--max-pad", opts.max_pad, "Largest padded fraction of a crop")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   if (auto s = detector::ValidateOptions(opts); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 2;
