@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/process.h"
 #include "core/workspace.h"
 #include "crawler/crawler.h"
 #include "crawler/near_dup.h"
@@ -29,14 +30,6 @@
 
 namespace fs = std::filesystem;
 using namespace moeforge;
-
-namespace {
-double ProcessCpuSeconds(int who = RUSAGE_SELF) {
-  rusage u{};
-  ::getrusage(who, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Crawl throughput against the loopback demo booru, vs the Python reference"};
@@ -93,9 +86,9 @@ int main(int argc, char** argv) {
     o.concurrency = concurrency;
     o.near_dup_threshold = near_dup;
     o.quiet = true;
-    double cpu0 = ProcessCpuSeconds();
+    double cpu0 = CpuSeconds(RUSAGE_SELF);
     auto r = crawler::Crawl(ws, o);
-    double cpu = ProcessCpuSeconds() - cpu0;
+    double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
     if (!r.ok()) {
       std::fprintf(stderr, "crawl: %s\n", r.status().ToString().c_str());
       return -1;
@@ -116,16 +109,12 @@ int main(int argc, char** argv) {
     std::string out_dir = dir + "/py-" + std::to_string(round_no);
     std::string cmd = python + " " + reference + " --url " + booru.base_url() + " --out " + out_dir + " --threads " +
                       std::to_string(threads);
-    double self0 = ProcessCpuSeconds(), child0 = ProcessCpuSeconds(RUSAGE_CHILDREN);
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string text;
-    char buf[4096];
-    while (p && fgets(buf, sizeof buf, p)) text += buf;
-    int rc = p ? pclose(p) : -1;
-    double server_cpu = ProcessCpuSeconds() - self0, python_cpu = ProcessCpuSeconds(RUSAGE_CHILDREN) - child0;
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (rc != 0 || j.is_discarded()) {
-      std::fprintf(stderr, "python reference failed (%d): %s\n", rc, text.c_str());
+    double self0 = CpuSeconds(RUSAGE_SELF), child0 = CpuSeconds(RUSAGE_CHILDREN);
+    CommandResult res = RunCommand(cmd);
+    double server_cpu = CpuSeconds(RUSAGE_SELF) - self0, python_cpu = CpuSeconds(RUSAGE_CHILDREN) - child0;
+    auto j = nlohmann::json::parse(res.output, nullptr, false);
+    if (res.status != 0 || j.is_discarded()) {
+      std::fprintf(stderr, "python reference failed (%d): %s\n", res.status, res.output.c_str());
       return -1;
     }
     double ref = j["images_per_s"].get<double>();

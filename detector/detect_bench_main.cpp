@@ -43,6 +43,7 @@
 
 #include "core/hash.h"
 #include "core/models.h"
+#include "core/process.h"
 #include "db/db.h"
 #include "demo/render.h"
 #include "detector/detector.h"
@@ -54,14 +55,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// CPU seconds (user + system, all threads) of this process or of its waited-for children:
-// steadier than wall time on a machine shared with other work.
-double CpuSeconds(int who) {
-  rusage ru{};
-  getrusage(who, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 std::vector<std::string> ListFiles(const std::string& dir) {
   std::vector<std::string> out;
@@ -204,15 +197,14 @@ int main(int argc, char** argv) {
     std::string cmd = python + " " + reference + " --images " + images_dir + " --out " + out + " --models " + models_dir +
                       " --detector " + detector_name;
     double c0 = CpuSeconds(RUSAGE_CHILDREN);
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string line, all;
-    char buf[4096];
-    while (p && fgets(buf, sizeof buf, p)) all += buf;
-    int rc = p ? pclose(p) : -1;
+    CommandResult res = RunCommand(cmd);
     cpu_py = std::min(cpu_py, CpuSeconds(RUSAGE_CHILDREN) - c0);
-    auto js = nlohmann::json::parse(all.substr(all.rfind('{')), nullptr, false);
-    if (rc != 0 || js.is_discarded()) {
-      std::fprintf(stderr, "reference failed (rc %d): %s\n", rc, all.c_str());
+    // The summary is the last JSON line; an output without one (a crash) is a failure.
+    size_t brace = res.output.rfind('{');
+    auto js = brace == std::string::npos ? nlohmann::json(nlohmann::json::value_t::discarded)
+                                         : nlohmann::json::parse(res.output.substr(brace), nullptr, false);
+    if (res.status != 0 || js.is_discarded()) {
+      std::fprintf(stderr, "reference failed (exit %d): %s\n", res.status, res.output.c_str());
       return 1;
     }
     best_py = std::min(best_py, js["seconds"].get<double>());

@@ -7,11 +7,10 @@
 
 #include <unistd.h>
 
-#include <sys/wait.h>
-
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
+#include "core/process.h"
 #include "db/dataset.h"
 #include "demo/render.h"
 #include "tagger/backend.h"
@@ -203,12 +202,8 @@ namespace {
 std::pair<int, std::string> RunBin(const std::string& args) {
   const char* bin = std::getenv("MOEFORGE_BIN");
   std::string cmd = std::string(bin ? bin : MOEFORGE_BINARY_DIR "/cli/moeforge") + " " + args + " 2>/dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  int rc = p ? ::pclose(p) : -1;
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+  CommandResult r = RunCommand(cmd);
+  return {r.status, r.output};
 }
 
 TEST(TagCliTest, TagsAWorkspaceAndExitsTwoOnBadUsage) {

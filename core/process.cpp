@@ -1,0 +1,28 @@
+#include "core/process.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+
+namespace moeforge {
+
+double CpuSeconds(int who) {
+  rusage ru{};
+  ::getrusage(who, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+CommandResult RunCommand(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p)) r.output += buf;
+  int rc = ::pclose(p);
+  r.status = rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
+}  // namespace moeforge
