@@ -236,9 +236,33 @@ LEFT JOIN posts p ON p.id = vf.post_id
 LEFT JOIN images i ON i.sha256 = f.image_sha256;
 )SQL";
 
+// Version 2: the tagger's decisions become visible beside its scores. A binary tag is
+// present when its score reaches the tagger's threshold for it (recorded per tagger in
+// tagger_thresholds); an exclusive group's tag when it is the group's argmax (threshold
+// NULL). face_tags.present is the tagger's own decision, written with the score; rows
+// written before version 2 keep it NULL until the face is tagged again. v_face_tags keeps
+// its four stable columns first and names the tagger's version (id, model SHA-256).
+const char* kV2TaggerDecisions = R"SQL(
+CREATE TABLE tagger_thresholds(
+  tagger_id INTEGER NOT NULL REFERENCES taggers(id),
+  tag TEXT NOT NULL,
+  threshold REAL,                      -- NULL: decided by argmax within an exclusive group
+  PRIMARY KEY(tagger_id, tag)
+) WITHOUT ROWID;
+ALTER TABLE face_tags ADD COLUMN present INTEGER;  -- 1/0, the tagger's decision
+DROP VIEW v_face_tags;
+CREATE VIEW v_face_tags AS
+SELECT ft.face_id AS face_id, t.name AS tagger, ft.tag AS tag, ft.score AS score,
+       th.threshold AS threshold, ft.present AS present,
+       t.id AS tagger_id, t.model_sha256 AS tagger_sha256
+FROM face_tags ft JOIN taggers t ON t.id = ft.tagger_id
+LEFT JOIN tagger_thresholds th ON th.tagger_id = ft.tagger_id AND th.tag = ft.tag;
+)SQL";
+
 std::vector<std::string> Migrations() {
   return {
       std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views,
+      kV2TaggerDecisions,
   };
 }
 

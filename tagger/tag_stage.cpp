@@ -15,7 +15,7 @@
 #include "core/tag_schema.h"
 #include "db/db.h"
 #include "tagger/backend.h"
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 #include "tagger/builtin/train.h"
 #include "tagger/tagger.h"
 
@@ -66,7 +66,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   db::StageSummary sum;
   sum.stage = "tag-train";
   sum.params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch}, {"lr", o.lr},
-                {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16 && CpuHasBf16()},
+                {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16 && torch_common::CpuHasBf16()},
                 {"val_fraction", o.val_fraction}, {"seed", o.seed},
                 {"schema", schema.name()}, {"detector", o.detector}};
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(db, "tag-train", sum.params));

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,5 +72,24 @@ struct TagOptions {
 // Scores every face this tagger (name + model sha + params) has not scored yet and
 // writes its rows; resumable. summary.extra: tagger_id, tagger name, model sha256.
 Result<db::StageSummary> Tag(const Workspace& ws, const TagOptions& o);
+
+// A tagger as the judge of generated faces (the trainer's `eval`): its decisions and its
+// feature space, without torch types in this header.
+class FaceJudge {
+ public:
+  virtual ~FaceJudge() = default;
+  virtual const TagSchema& schema() const = 0;
+  // Per schema tag: the binary tags' decision thresholds (exclusive groups use argmax).
+  virtual const std::vector<float>& thresholds() const = 0;
+  virtual const std::string& sha256() const = 0;  // the model file's, its provenance
+  // images: n RGB images, planar (3 x size x size each, row-major), values in [-1, 1];
+  // any size (resized to the model's input). probs (n x T, group-aware probabilities)
+  // and features (n x F, the pooled activations before the head) may each be null.
+  virtual void Score(const float* images, int64_t n, int size, std::vector<float>* probs,
+                     std::vector<float>* features) = 0;
+};
+
+// The built-in tagger's model file (as written by `tag train`) as a judge.
+Result<std::unique_ptr<FaceJudge>> LoadJudge(const std::string& model_path);
 
 }  // namespace moeforge::tagger

@@ -1,12 +1,12 @@
 #include "trainer/gan.h"
 
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 
 namespace moeforge::trainer {
 
 namespace F = torch::nn::functional;
 namespace nn = torch::nn;
-using tagger::CpuAutocast;
+using torch_common::CpuAutocast;
 
 int UpsampleBlocks(int resolution) {
   switch (resolution) {

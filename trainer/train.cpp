@@ -17,7 +17,7 @@
 #include "core/progress.h"
 #include "db/dataset.h"
 #include "db/db.h"
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 #include "trainer/data_cache.h"
 #include "trainer/gan.h"
 #include "trainer/run.h"
@@ -184,7 +184,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   TagSampler sampler(config.schema, config.tag_freq);
   const double l_adv = o.l_adv < 0 ? config.gan.tags : o.l_adv;
 
-  if (o.bf16 && !tagger::CpuHasBf16()) o.bf16 = false;
+  if (o.bf16 && !torch_common::CpuHasBf16()) o.bf16 = false;
   if (o.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   torch::manual_seed(o.seed);
   std::mt19937_64 data_rng(o.seed);

@@ -10,7 +10,7 @@
 #include "core/hash.h"
 #include "core/workspace.h"
 #include "tagger/builtin/builtin_tagger.h"
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 #include "tagger/builtin/train.h"
 
 namespace moeforge::tagger {
@@ -119,7 +119,7 @@ tags = ["stripe"]
     o.quiet = true;
     auto r = TrainOnCrops(*schema, crops, o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->bf16, bf16 && CpuHasBf16());
+    EXPECT_EQ(r->bf16, bf16 && torch_common::CpuHasBf16());
     EXPECT_EQ(r->n_train + r->n_val, 240);
     EXPECT_EQ(r->n_val, 60);
     ASSERT_EQ(r->val.groups.size(), 1u);

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "core/progress.h"
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 
 namespace moeforge::tagger {
 
@@ -132,7 +132,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
 
   auto& net_mod = model.net();
   torch::optim::AdamW opt(net_mod->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  const bool bf16 = o.bf16 && CpuHasBf16();
+  const bool bf16 = o.bf16 && torch_common::CpuHasBf16();
   out.bf16 = bf16;
   int64_t steps_per_epoch = (out.n_train + o.batch - 1) / o.batch;
   int64_t total_steps = steps_per_epoch * o.epochs, step = 0;
@@ -155,7 +155,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
       torch::Tensor logits;
       {
-        CpuAutocast ac(bf16);
+        torch_common::CpuAutocast ac(bf16);
         logits = net_mod->forward(x);
       }
       logits = logits.to(torch::kFloat32);

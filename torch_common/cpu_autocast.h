@@ -1,8 +1,8 @@
-// LibTorch helpers shared by the tagger's torch backend and the trainer (which links it):
+// LibTorch helpers shared by the tagger's torch backend and the trainer (moeforge_torch_common):
 // CPU bf16 autocast and whether this CPU does bf16 natively.
 #pragma once
 
-namespace moeforge::tagger {
+namespace moeforge::torch_common {
 
 // True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere autocast
 // emulates it and runs slower than fp32.
@@ -22,4 +22,4 @@ class CpuAutocast {
   bool prev_ = false;
 };
 
-}  // namespace moeforge::tagger
+}  // namespace moeforge::torch_common

@@ -1,4 +1,4 @@
-#include "tagger/builtin/torch_util.h"
+#include "torch_common/cpu_autocast.h"
 
 #include <fstream>
 #include <string>
@@ -6,7 +6,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
-namespace moeforge::tagger {
+namespace moeforge::torch_common {
 
 namespace {
 // LibTorch 2.4 replaced the per-device autocast switches with ones taking the device
@@ -47,4 +47,4 @@ CpuAutocast::~CpuAutocast() {
   SetCpuAutocast(prev_);
 }
 
-}  // namespace moeforge::tagger
+}  // namespace moeforge::torch_common
