@@ -7,21 +7,26 @@
 #include "cli/pipeline.h"
 #include "core/models.h"
 #include "demo/server.h"
+#include "trainer/trainer.h"
 
 namespace moeforge::cli {
 
 Command AddDemoCommand(CLI::App& root) {
   auto* app = root.add_subcommand(
       "demo", "Crawl -> detect -> tag -> train -> sample against the built-in demo booru, on loopback");
+  // Sized to end in recognisable faces within about 10 minutes on 2 cores (issue 14,
+  // docs/runs/README.md "The demo"): enough posts for the tagger to learn every tag, a
+  // 64 px generator small enough to converge in the steps that fit.
   struct Opts {
     std::string out = "moeforge-demo";
-    int posts = 240;
+    int posts = 1200;
     uint64_t seed = 1;
-    int64_t steps = 300;
-    int resolution = 32;
-    int tag_epochs = 30;
+    int64_t steps = 1500;
+    int resolution = 64;
+    int tag_epochs = tagger::TagTrainOptions().epochs;
     int threads = 0;
     int port = 8766;
+    bool eval = true;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -38,6 +43,8 @@ Command AddDemoCommand(CLI::App& root) {
                   "(0 = any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
+  app->add_flag("--eval,!--no-eval", o->eval, "Score the trained generator with the workspace tagger at the end")
+      ->capture_default_str();
   app->add_flag("--json", o->json, "Stage summaries as JSON lines");
   return {app, [o]() -> int {
             // Fail early, with the fix, when a model of the default detector is missing.
@@ -83,17 +90,42 @@ Command AddDemoCommand(CLI::App& root) {
             p.train.d_channels = 32;
             p.train.d_blocks = 1;
             p.train.threads = o->threads;
-            p.train.checkpoint_every = 100;
-            p.train.sample_every = 100;
+            p.train.checkpoint_every = 250;
+            p.train.sample_every = 250;
+            p.train.snapshot_every = 250;
             // Re-running the demo continues its run rather than starting over.
             p.train.resume = std::filesystem::exists(p.workspace + "/runs/" + p.train.run + "/config.json");
-            p.sample.n = 16;
+            // One labelled row per hair colour, the same noise down each column: what the
+            // conditioning changes, enlarged for the eye.
+            p.sample.by = "hair_color";
+            p.sample.n = 8;
             p.sample.seed = 1;
+            p.sample.scale = o->resolution >= 64 ? 2 : 4;
             p.sample.out = std::filesystem::absolute(o->out + "/sample.png").string();
             auto out = RunPipeline(p);
             booru.Stop();
             if (!out.ok()) return Fail("demo", out.status());
-            std::printf("demo: done; workspace %s, sample grid at %s\n", p.workspace.c_str(), out->c_str());
+            if (o->eval) {
+              trainer::EvalOptions eo;
+              eo.run = p.train.run;
+              eo.threads = o->threads;
+              auto e = trainer::Eval(Workspace(p.workspace), eo);
+              if (!e.ok()) return Fail("demo", e.status().WithContext("eval"));
+              const auto& f = (*e)["label_fidelity"];
+              auto pct = [&](const char* g) { return f.contains(g) ? 100.0 * f[g].get<double>() : -1.0; };
+              if (o->json) {
+                std::printf("%s\n", e->dump().c_str());
+              } else {
+                std::printf("eval: step %lld, %d generated faces judged by the workspace tagger: hair colour %.1f%%, "
+                            "eye colour %.1f%%, hair style %.1f%%, other tags %.1f%%; FD %.2f (real halves %.2f); "
+                            "precision %.2f recall %.2f\n",
+                            static_cast<long long>((*e)["step"].get<int64_t>()), eo.n, pct("hair_color"),
+                            pct("eye_color"), pct("hair_style"), pct("other"), (*e)["frechet_distance"].get<double>(),
+                            (*e)["frechet_distance_real_halves"].get<double>(), (*e)["precision_k3"].get<double>(),
+                            (*e)["recall_k3"].get<double>());
+              }
+            }
+            std::printf("demo: done; workspace %s, faces by hair colour at %s\n", p.workspace.c_str(), out->c_str());
             return 0;
           }};
 }

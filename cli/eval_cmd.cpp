@@ -20,6 +20,9 @@ Command AddEvalCommand(CLI::App& root) {
   app->add_option("--n", o->n, "Generated images to score")->capture_default_str();
   app->add_option("--max-real", o->max_real, "Real faces for FD and precision/recall")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed for noise and tags")->capture_default_str();
+  app->add_option("--snapshot", o->snapshot, "Evaluate the snapshot of this step (-1: the checkpoint)")
+      ->capture_default_str();
+  app->add_flag("--raw", o->raw, "The raw generator instead of its moving average");
   app->add_option("--threads", o->threads, "CPU threads (0: all cores)")->capture_default_str();
   app->add_flag("--json", *json, "Print the result as one JSON object");
   return {app, [ws, o, json]() -> int {

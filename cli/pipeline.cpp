@@ -86,6 +86,18 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("train.d_channels", &t.d_channels);
   b.Bind("train.d_blocks", &t.d_blocks);
   b.Bind("train.lr", &t.lr);
+  b.Bind("train.lr_d", &t.lr_d);
+  b.Bind("train.beta1", &t.beta1);
+  b.Bind("train.beta2", &t.beta2);
+  b.Bind("train.z_dim", &t.z_dim);
+  b.Bind("train.ema_kimg", &t.ema_kimg);
+  b.Bind("train.ema_rampup", &t.ema_rampup);
+  b.Bind("train.icnr", &t.icnr);
+  b.Bind("train.augment", &t.augment);
+  b.Bind("train.snapshot_every", &t.snapshot_every);
+  b.Bind("train.keep_snapshots", &t.keep_snapshots);
+  b.Bind("train.bf16", &t.bf16);
+  b.Bind("train.memory_format", &t.memory_format);
   b.Bind("train.l_gp", &t.l_gp);
   b.Bind("train.l_adv", &t.l_adv);
   b.Bind("train.checkpoint_every", &t.checkpoint_every);
@@ -97,6 +109,9 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("sample.n", &p->sample.n);
   b.Bind("sample.seed", &p->sample.seed);
   b.Bind("sample.out", &p->sample.out);
+  b.Bind("sample.by", &p->sample.by);
+  b.Bind("sample.truncation", &p->sample.truncation);
+  b.Bind("sample.scale", &p->sample.scale);
   MF_RETURN_IF_ERROR(b.Finish());
   if (p->workspace.empty()) return Status::InvalidArgument(cfg.origin() + ": `workspace` is required");
   if (p->crawl_enabled && (p->crawl.source.empty() || p->crawl.url.empty()))

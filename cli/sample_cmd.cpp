@@ -1,5 +1,5 @@
 // moeforge sample -w WS --run NAME [--tags "blonde_hair blue_eyes smile"] [--n 16] [--seed S]
-//                 [--interpolate-to SEED2] [--by GROUP] -o OUT.png
+//                 [--interpolate-to SEED2] [--by GROUP] [--truncation PSI] [--snapshot STEP] [--raw] -o OUT.png
 #include <cstdio>
 #include <memory>
 
@@ -29,6 +29,14 @@ Command AddSampleCommand(CLI::App& root) {
                   "Exclusive group (e.g. hair_color): one labelled row per tag of it, --n images per row, "
                   "the same noise down each column")
       ->capture_default_str();
+  app->add_option("--scale", o->scale, "Enlarge every image this many times (bicubic), for viewing")
+      ->capture_default_str();
+  app->add_option("--truncation", o->truncation,
+                  "Truncation psi: noise scaled towards its mean (1: off; 0: one face per set of tags)")
+      ->capture_default_str();
+  app->add_option("--snapshot", o->snapshot, "Sample the snapshot of this step (-1: the checkpoint)")
+      ->capture_default_str();
+  app->add_flag("--raw", o->raw, "The raw generator instead of its moving average");
   app->add_option("--threads", o->threads, "CPU threads (0: all cores)")->capture_default_str();
   app->add_option("-o,--out", o->out, "Output PNG")->required();
   return {app, [ws, o]() -> int {

@@ -30,6 +30,8 @@ Command AddServeCommand(CLI::App& root) {
   app->add_option("--max-n", o->serve.max_n, "Most images one request may ask for")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app->add_option("--snapshot", o->serve.snapshot, "Generate with the snapshot of this step (-1: the checkpoint)")
+      ->capture_default_str();
   app->add_option("--threads", o->serve.sample_threads, "CPU threads for one generation (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));

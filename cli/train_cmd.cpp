@@ -31,12 +31,28 @@ Command AddTrainCommand(CLI::App& root) {
   app->add_option("--g-blocks", o->g_blocks, "Generator residual blocks")->capture_default_str();
   app->add_option("--d-channels", o->d_channels, "Discriminator width at its first stage")->capture_default_str();
   app->add_option("--d-blocks", o->d_blocks, "Discriminator residual blocks per stage")->capture_default_str();
-  app->add_option("--lr", o->lr, "Adam learning rate (G and D)")->capture_default_str();
+  app->add_option("--lr", o->lr, "Adam learning rate of G (and of D unless --lr-d)")->capture_default_str();
+  app->add_option("--lr-d", o->lr_d, "Adam learning rate of D (0: --lr)")->capture_default_str();
   app->add_option("--beta1", o->beta1, "Adam beta1")->capture_default_str();
   app->add_option("--beta2", o->beta2, "Adam beta2")->capture_default_str();
   app->add_option("--l-adv", o->l_adv, "Weight of the real/fake loss (< 0: the number of tags)")
       ->capture_default_str();
   app->add_option("--l-gp", o->l_gp, "Weight of the DRAGAN gradient penalty")->capture_default_str();
+  app->add_option("--ema-kimg", o->ema_kimg,
+                  "Half-life of the generator's moving average, in thousands of images (0: no average; "
+                  "sample, eval and serve use the average)")
+      ->capture_default_str();
+  app->add_option("--ema-rampup", o->ema_rampup, "The half-life is at most this share of the images seen so far (0: off)")
+      ->capture_default_str();
+  app->add_flag("--icnr,!--no-icnr", o->icnr,
+                "ICNR initialisation of the sub-pixel convolutions, against the checkerboard (default on)");
+  app->add_option("--augment", o->augment,
+                  "Differentiable augmentation of what D sees: any of color,translation,cutout, or none")
+      ->capture_default_str();
+  app->add_option("--snapshot-every", o->snapshot_every, "Snapshot the sampling generator every N steps")
+      ->capture_default_str();
+  app->add_option("--keep-snapshots", o->keep_snapshots, "Keep the newest N snapshots (0: none)")
+      ->capture_default_str();
   app->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and at exit)")
       ->capture_default_str();
   app->add_option("--sample-every", o->sample_every, "Sample grid every N steps (and at exit)")

@@ -1,5 +1,6 @@
 #!/bin/bash
 # The 64 px quality runs of issue 7, with the product's own commands, end to end:
+#   (MINUTES 0: prepare the workspace and its tagger, train nothing)
 #   scripts/quality-run.sh demo OUT [MINUTES]   demo booru (3000 posts) -> crawl, detect,
 #                                               tag train, tag -> the colour view (no
 #                                               monochrome faces) -> train 64 px -> eval, grids
@@ -44,6 +45,8 @@ case $kind in
     ;;
   *) echo "quality-run.sh: unknown kind '$kind' (demo or mlds)" >&2; exit 2 ;;
 esac
+# MINUTES 0: only prepare the workspace and its tagger (scripts/ablation.sh does so).
+[ "$minutes" = 0 ] && { echo "quality-run: $kind workspace ready in $ws"; exit 0; }
 [ -f "$ws/runs/$run/checkpoint.pt" ] && resume=(--resume)
 "$mf" train -w "$ws" --run "$run" "${train_args[@]}" "${resume[@]}" --json | tee "$out/train.json"
 "$mf" eval -w "$ws" --run "$run" --json | tee "$out/eval.json"

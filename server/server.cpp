@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -193,6 +194,19 @@ struct SampleServer::Impl {
       so.seed = *seed;
     } else {
       so.seed = std::random_device{}();  // 32 bits: exact in a JavaScript number
+    }
+    so.snapshot = opt.snapshot;
+    if (req.has_param("snapshot") && !req.get_param_value("snapshot").empty()) {
+      auto step = ParseUint("snapshot", req.get_param_value("snapshot"), 0, INT64_MAX);
+      if (!step.ok()) return SendError(res, step.status());
+      so.snapshot = static_cast<int64_t>(*step);
+    }
+    if (req.has_param("truncation") && !req.get_param_value("truncation").empty()) {
+      const std::string v = req.get_param_value("truncation");
+      char* end = nullptr;
+      so.truncation = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(so.truncation >= 0 && so.truncation <= 2))
+        return SendError(res, Status::InvalidArgument("truncation must be a number in [0, 2]"));
     }
     so.threads = opt.sample_threads;
 

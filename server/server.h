@@ -28,6 +28,7 @@ struct ServeOptions {
   int http_threads = 8;      // HTTP worker threads (a browser holds several keep-alive connections)
   int sample_threads = 0;    // CPU threads for one model evaluation (0: all cores)
   int max_n = 64;            // the largest grid one request may ask for
+  int64_t snapshot = -1;     // >= 0: generate with that step's snapshot (a request's `snapshot` overrides)
 };
 
 class SampleServer {

@@ -11,7 +11,7 @@
 
 #include "core/models.h"
 #include "db/db.h"
-#include "tagger/builtin/builtin_tagger.h"
+#include "tagger/tagger.h"
 #include "trainer/data_cache.h"
 #include "trainer/eval_metrics.h"
 #include "trainer/run.h"
@@ -39,10 +39,14 @@ Result<std::string> FindTaggerModel(const Workspace& ws, const std::string& tagg
                           " nor on MOEFORGE_MODEL_PATH: pass --tagger-model PATH");
 }
 
-torch::Tensor FeaturesInBatches(tagger::BuiltinTagger& t, const torch::Tensor& x, int batch = 128) {
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(t.Features(x.slice(0, i, i + batch)));
-  return torch::cat(out).to(torch::kDouble);
+// The judge's probabilities (n x T) and features (n x F) of N x 3 x R x R images.
+void Judge(tagger::FaceJudge& judge, const torch::Tensor& images, torch::Tensor* probs, torch::Tensor* features) {
+  auto x = images.to(torch::kFloat32).contiguous();
+  const int64_t n = x.size(0);
+  std::vector<float> p, f;
+  judge.Score(x.data_ptr<float>(), n, static_cast<int>(x.size(2)), probs ? &p : nullptr, features ? &f : nullptr);
+  if (probs) *probs = torch::from_blob(p.data(), {n, static_cast<int64_t>(p.size()) / n}).clone();
+  if (features) *features = torch::from_blob(f.data(), {n, static_cast<int64_t>(f.size()) / n}).to(torch::kDouble);
 }
 
 }  // namespace
@@ -52,13 +56,13 @@ Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o) {
   if (o.max_real < 8) return Status::InvalidArgument("--max-real must be >= 8");
   torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
   RunConfig config;
-  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config));
+  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config, GeneratorChoice{o.snapshot, o.raw}));
   std::string model_path = o.tagger_model;
   std::string tagger_name = config.options.value("tagger", std::string());
   if (model_path.empty()) {
     MF_ASSIGN_OR_RETURN(model_path, FindTaggerModel(ws, tagger_name));
   }
-  MF_ASSIGN_OR_RETURN(auto tagger, tagger::BuiltinTagger::Load(model_path));
+  MF_ASSIGN_OR_RETURN(auto tagger, tagger::LoadJudge(model_path));
   const TagSchema& schema = config.schema;
   const int t = schema.size();
 
@@ -80,45 +84,9 @@ Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o) {
   }
 
   // The tagger's decisions, in the run's schema order (by tag name).
-  auto probs = tagger->Probabilities(fake).to(torch::kFloat).contiguous();
-  const TagSchema& ts = tagger->schema();
-  std::vector<int> col(t, -1);
-  for (int c = 0; c < t; ++c) col[c] = ts.IndexOf(schema.tags()[c]);
-  std::vector<float> thr(t, 0.5f);
-  for (int c = 0; c < t; ++c)
-    if (col[c] >= 0 && col[c] < static_cast<int>(tagger->thresholds().size())) thr[c] = tagger->thresholds()[col[c]];
-  std::vector<std::vector<bool>> decided(o.n);
-  for (int i = 0; i < o.n; ++i) {
-    std::vector<float> s(t, 0.0f);
-    for (int c = 0; c < t; ++c) s[c] = col[c] >= 0 ? probs[i][col[c]].item<float>() : 0.0f;
-    decided[i] = schema.Decide(s, thr);
-  }
-  nlohmann::json fidelity = nlohmann::json::object();
-  int start = 0;
-  for (const auto& grp : schema.groups()) {
-    const int k = static_cast<int>(grp.tags.size());
-    bool covered = true;
-    for (int c = start; c < start + k; ++c) covered = covered && col[c] >= 0;
-    if (covered) {
-      double hits = 0, total = 0;
-      for (int i = 0; i < o.n; ++i) {
-        if (grp.exclusive) {
-          int want = -1;
-          for (int c = start; c < start + k; ++c)
-            if (asked[i][c].item<float>() > 0.5f) want = c;
-          hits += want >= 0 && decided[i][want];
-          total += 1;
-        } else {
-          for (int c = start; c < start + k; ++c) {
-            hits += decided[i][c] == (asked[i][c].item<float>() > 0.5f);
-            total += 1;
-          }
-        }
-      }
-      fidelity[grp.name] = total > 0 ? hits / total : 0.0;
-    }
-    start += k;
-  }
+  torch::Tensor probs, f_fake;
+  Judge(*tagger, fake, &probs, &f_fake);
+  nlohmann::json fidelity = LabelFidelity(schema, tagger->schema(), tagger->thresholds(), probs, asked);
 
   // Real faces from the run's cache (a seeded subset).
   const std::string cache_path = RunDir(ws, o.run) + "/data_" + std::to_string(config.gan.resolution) + ".u8";
@@ -132,8 +100,8 @@ Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o) {
   std::vector<float> tag_buf(idx.size() * cache.num_tags());
   cache.Gather(idx, std::vector<bool>(idx.size(), false), real.data_ptr<float>(), tag_buf.data());
 
-  auto f_fake = FeaturesInBatches(*tagger, fake);
-  auto f_real = FeaturesInBatches(*tagger, real);
+  torch::Tensor f_real;
+  Judge(*tagger, real, nullptr, &f_real);
   // Reference: two halves of the real faces against each other.
   const int64_t half = f_real.size(0) / 2;
   double fd = FrechetDistance(f_real, f_fake);
@@ -148,7 +116,10 @@ Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o) {
     (*sel)->Reset();
   }
   return nlohmann::json{{"run", o.run},
-                        {"step", step},
+                        {"step", o.snapshot >= 0 ? o.snapshot : step},
+                        {"generator", o.snapshot >= 0                                 ? "snapshot"
+                                      : (o.raw || config.options.value("ema_kimg", 0.0) <= 0) ? "raw"
+                                                                                              : "ema"},
                         {"tagger_model", model_path},
                         {"tagger_sha256", tagger->sha256()},
                         {"generated", o.n},

@@ -46,4 +46,53 @@ PrecisionRecallResult PrecisionRecall(const torch::Tensor& real_in, const torch:
   return out;
 }
 
+nlohmann::json LabelFidelity(const TagSchema& schema, const TagSchema& judge_schema,
+                             const std::vector<float>& judge_thresholds, const torch::Tensor& judge_probs,
+                             const torch::Tensor& asked) {
+  const int t = schema.size();
+  const int64_t n = asked.size(0);
+  std::vector<int> col(t, -1);
+  for (int c = 0; c < t; ++c) col[c] = judge_schema.IndexOf(schema.tags()[c]);
+  std::vector<float> thr(t, 0.5f);
+  for (int c = 0; c < t; ++c)
+    if (col[c] >= 0 && col[c] < static_cast<int>(judge_thresholds.size())) thr[c] = judge_thresholds[col[c]];
+  auto p = judge_probs.to(torch::kFloat).contiguous();
+  auto q = asked.to(torch::kFloat).contiguous();
+  auto pa = p.accessor<float, 2>();
+  auto qa = q.accessor<float, 2>();
+  std::vector<std::vector<bool>> decided(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<float> s(t, 0.0f);
+    for (int c = 0; c < t; ++c) s[c] = col[c] >= 0 ? pa[i][col[c]] : 0.0f;
+    decided[i] = schema.Decide(s, thr);
+  }
+  nlohmann::json fidelity = nlohmann::json::object();
+  int start = 0;
+  for (const auto& grp : schema.groups()) {
+    const int k = static_cast<int>(grp.tags.size());
+    bool covered = true;
+    for (int c = start; c < start + k; ++c) covered = covered && col[c] >= 0;
+    if (covered) {
+      double hits = 0, total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        if (grp.exclusive) {
+          int want = -1;
+          for (int c = start; c < start + k; ++c)
+            if (qa[i][c] > 0.5f) want = c;
+          hits += want >= 0 && decided[i][want];
+          total += 1;
+        } else {
+          for (int c = start; c < start + k; ++c) {
+            hits += decided[i][c] == (qa[i][c] > 0.5f);
+            total += 1;
+          }
+        }
+      }
+      fidelity[grp.name] = total > 0 ? hits / total : 0.0;
+    }
+    start += k;
+  }
+  return fidelity;
+}
+
 }  // namespace moeforge::trainer

@@ -1,5 +1,8 @@
 #include "trainer/gan.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "torch_common/cpu_autocast.h"
 
 namespace moeforge::trainer {
@@ -137,17 +140,127 @@ void ToMemoryFormat(torch::nn::Module& m, bool channels_last) {
     if (p.dim() == 4) p.set_data(p.contiguous(fmt));
 }
 
+void IcnrInit(Generator& g) {
+  torch::NoGradGuard no_grad;
+  for (auto& u : *g->ups) {
+    auto& conv = u->as<UpBlock>()->conv;
+    // Output channel c*4 + k feeds sub-pixel k of channel c after PixelShuffle(2): keep
+    // the default (Kaiming-uniform, fan-in C*9) draw of every fourth kernel and repeat it.
+    auto w = conv->weight.index({torch::indexing::Slice(torch::indexing::None, torch::indexing::None, 4)});
+    conv->weight.copy_(w.repeat_interleave(4, 0));
+    if (conv->bias.defined()) {
+      auto b = conv->bias.index({torch::indexing::Slice(torch::indexing::None, torch::indexing::None, 4)});
+      conv->bias.copy_(b.repeat_interleave(4, 0));
+    }
+  }
+}
+
+void EmaUpdate(torch::nn::Module& ema, const torch::nn::Module& model, double beta) {
+  torch::NoGradGuard no_grad;
+  auto ep = ema.parameters(), mp = model.parameters();
+  for (size_t i = 0; i < ep.size(); ++i) ep[i].lerp_(mp[i].detach(), 1.0 - beta);
+  auto eb = ema.buffers(), mb = model.buffers();
+  for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(mb[i]);
+}
+
+double EmaBeta(int64_t images_seen, int batch, double halflife_images, double rampup) {
+  double h = halflife_images;
+  if (rampup > 0) h = std::min(h, rampup * static_cast<double>(images_seen));
+  if (h <= 0) return 0.0;
+  return std::pow(0.5, batch / h);
+}
+
+Result<AugmentPolicy> AugmentPolicy::Parse(const std::string& spec) {
+  AugmentPolicy p;
+  std::string item;
+  std::string rest = spec + ",";
+  for (char ch : rest) {
+    if (ch != ',') {
+      if (ch != ' ') item += ch;
+      continue;
+    }
+    if (item == "color" || item == "colour") p.color = true;
+    else if (item == "translation") p.translation = true;
+    else if (item == "cutout") p.cutout = true;
+    else if (!item.empty() && item != "none")
+      return Status::InvalidArgument("--augment: unknown transform '" + item + "' (color, translation, cutout or none)");
+    item.clear();
+  }
+  return p;
+}
+
+std::string AugmentPolicy::ToString() const {
+  std::string s;
+  for (auto [on, name] : {std::pair<bool, const char*>{color, "color"}, {translation, "translation"}, {cutout, "cutout"}})
+    if (on) s += (s.empty() ? "" : ",") + std::string(name);
+  return s.empty() ? "none" : s;
+}
+
+AugmentParams DrawAugment(const AugmentPolicy& p, int64_t n, int size, const torch::TensorOptions& opt) {
+  AugmentParams a;
+  auto f = opt.dtype(torch::kFloat32);
+  if (p.color) {
+    a.brightness = (torch::rand({n, 1, 1, 1}, f) - 0.5);
+    a.saturation = torch::rand({n, 1, 1, 1}, f) * 2;
+    a.contrast = torch::rand({n, 1, 1, 1}, f) + 0.5;
+  }
+  auto l = opt.dtype(torch::kLong);
+  if (p.translation) {
+    const int64_t s = size / 8;
+    a.shift_y = torch::randint(-s, s + 1, {n}, l);
+    a.shift_x = torch::randint(-s, s + 1, {n}, l);
+  }
+  if (p.cutout) {
+    // Centres anywhere, so the square may hang over an edge (as in DiffAugment).
+    a.cut_y = torch::randint(0, size + (1 - size % 2), {n}, l);
+    a.cut_x = torch::randint(0, size + (1 - size % 2), {n}, l);
+  }
+  return a;
+}
+
+torch::Tensor ApplyAugment(const torch::Tensor& x, const AugmentParams& a) {
+  torch::Tensor y = x;
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  if (a.brightness.defined()) {
+    y = y + a.brightness.to(y.dtype());
+    auto m = y.mean(1, true);
+    y = (y - m) * a.saturation.to(y.dtype()) + m;
+    auto mm = y.mean({1, 2, 3}, true);
+    y = (y - mm) * a.contrast.to(y.dtype()) + mm;
+  }
+  if (a.shift_y.defined()) {
+    // Gather from a zero-padded copy: indexing is linear in x, so its gradient (and the
+    // gradient penalty's gradient of that gradient) flows back exactly.
+    const int64_t p = std::max<int64_t>(1, h / 8);
+    auto padded = torch::constant_pad_nd(y, {p, p, p, p}, 0).permute({0, 2, 3, 1});  // N x H' x W' x C
+    auto lo = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+    auto iy = (torch::arange(h, lo).view({1, h, 1}) + p + a.shift_y.view({n, 1, 1})).clamp(0, h + 2 * p - 1);
+    auto ix = (torch::arange(w, lo).view({1, 1, w}) + p + a.shift_x.view({n, 1, 1})).clamp(0, w + 2 * p - 1);
+    auto in = torch::arange(n, lo).view({n, 1, 1});
+    y = padded.index({in, iy, ix}).permute({0, 3, 1, 2});
+  }
+  if (a.cut_y.defined()) {
+    auto lo = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+    const int64_t half_h = h / 4, half_w = w / 4;  // a square of half the side
+    auto ys = torch::arange(h, lo).view({1, h, 1}), xs = torch::arange(w, lo).view({1, 1, w});
+    auto cy = a.cut_y.view({n, 1, 1}), cx = a.cut_x.view({n, 1, 1});
+    auto inside = (ys >= cy - half_h) & (ys < cy + half_h) & (xs >= cx - half_w) & (xs < cx + half_w);
+    y = y * (~inside).unsqueeze(1).to(y.dtype());
+  }
+  return y;
+}
+
 torch::Tensor Perturb(const torch::Tensor& x) {
   return x + 0.5 * x.std() * torch::rand_like(x);
 }
 
 torch::Tensor GradientPenalty(Discriminator& d, const torch::Tensor& x, const torch::Tensor& x_p,
-                              torch::Tensor alpha) {
+                              torch::Tensor alpha, const AugmentParams* aug) {
   const int64_t n = x.size(0);
   if (!alpha.defined()) alpha = torch::rand({n}, x.options());
   auto a = alpha.view({n, 1, 1, 1});
   auto x_hat = (x + a * (x_p - x)).detach().requires_grad_(true);
-  auto logit = d->forward(x_hat).logit;
+  auto logit = d->forward(aug != nullptr && aug->defined() ? ApplyAugment(x_hat, *aug) : x_hat).logit;
   auto grad = torch::autograd::grad({logit.sum()}, {x_hat}, /*grad_outputs=*/{}, /*retain_graph=*/true,
                                     /*create_graph=*/true)[0];
   auto norm = grad.reshape({n, -1}).norm(2, 1);
@@ -212,14 +325,18 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
     CpuAutocast ac(c.bf16);
     fake = g->forward(z, fake_tags);
   }
+  // One transform per sample index for everything D sees this step.
+  AugmentParams aug;
+  if (c.augment.any()) aug = DrawAugment(c.augment, real.size(0), static_cast<int>(real.size(2)), real.options());
+  auto seen = [&](const torch::Tensor& x) { return aug.defined() ? ApplyAugment(x, aug) : x; };
   // D: real -> 1 with its tags, fake -> 0, gradient penalty around real data.
   {
     LossTerms dl;
     {
       CpuAutocast ac(c.bf16);
-      auto d_real = Float(d->forward(real));
-      auto d_fake = Float(d->forward(fake.detach()));
-      auto gp = GradientPenalty(d, real, Perturb(real)).to(torch::kFloat);
+      auto d_real = Float(d->forward(seen(real)));
+      auto d_fake = Float(d->forward(seen(fake.detach())));
+      auto gp = GradientPenalty(d, real, Perturb(real), {}, &aug).to(torch::kFloat);
       dl = DiscriminatorLoss(d_real, d_fake, real_tags, gp, c.l_adv, c.l_gp);
     }
     opt_d.zero_grad();
@@ -236,7 +353,7 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
     FrozenParameters frozen(*d);
     {
       CpuAutocast ac(c.bf16);
-      gl = GeneratorLoss(Float(d->forward(fake)), fake_tags, c.l_adv);
+      gl = GeneratorLoss(Float(d->forward(seen(fake))), fake_tags, c.l_adv);
     }
     opt_g.zero_grad();
     gl.total.backward();

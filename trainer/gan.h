@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <torch/torch.h>
+
+#include "core/status.h"
 
 namespace moeforge::trainer {
 
@@ -64,13 +67,50 @@ TORCH_MODULE(Discriminator);
 // channels_last flag too so activations follow.
 void ToMemoryFormat(torch::nn::Module& m, bool channels_last);
 
+// ICNR (Aitken et al. 2017): initialises each sub-pixel convolution (C -> 4C before
+// PixelShuffle(2)) from one C -> C kernel repeated over the four sub-pixel positions, so
+// at the start every 2x2 output block is one value (nearest-neighbour upsampling) and
+// the checkerboard of independently initialised sub-pixels never forms.
+void IcnrInit(Generator& g);
+
+// The moving average of G's weights that sampling uses (StyleGAN2-ADA's G_ema):
+// p_ema <- beta * p_ema + (1 - beta) * p for every parameter; buffers (BatchNorm
+// statistics) are copied.
+void EmaUpdate(torch::nn::Module& ema, const torch::nn::Module& model, double beta);
+// beta for one step of `batch` images with a half-life of `halflife_images`, ramped up
+// to `rampup` x the images seen so far (so a short run is not averaged over its noisy
+// start): 0.5 ^ (batch / min(halflife, rampup * seen)). rampup <= 0: no ramp.
+double EmaBeta(int64_t images_seen, int batch, double halflife_images, double rampup);
+
+// Differentiable augmentation of everything D sees (DiffAugment, Zhao et al. 2020):
+// colour (brightness, saturation, contrast), translation (up to 1/8 of the side, zero
+// fill) and cutout (a zeroed square of half the side). Draw() picks one transform per
+// sample; Apply() applies sample i's transform to row i of any batch, so real, fake and
+// gradient-penalty points of one step go through the same transforms.
+struct AugmentPolicy {
+  bool color = false, translation = false, cutout = false;
+  // "color,translation,cutout", any subset; "" or "none": off.
+  static Result<AugmentPolicy> Parse(const std::string& spec);
+  std::string ToString() const;
+  bool any() const { return color || translation || cutout; }
+};
+struct AugmentParams {
+  torch::Tensor brightness, saturation, contrast;  // N x 1 x 1 x 1 (colour)
+  torch::Tensor shift_y, shift_x;                   // N, in pixels (translation)
+  torch::Tensor cut_y, cut_x;                       // N, the cutout square's centre
+  bool defined() const { return brightness.defined() || shift_y.defined() || cut_y.defined(); }
+};
+AugmentParams DrawAugment(const AugmentPolicy& p, int64_t n, int size, const torch::TensorOptions& opt);
+torch::Tensor ApplyAugment(const torch::Tensor& x, const AugmentParams& a);
+
 // DRAGAN's perturbation of real data: x + 0.5 * std(x) * U[0,1) per element.
 torch::Tensor Perturb(const torch::Tensor& x);
 // The gradient penalty at x_hat = x + a * (x_p - x), a ~ U[0,1) per sample:
 // mean over the batch of (||grad_{x_hat} D_logit(x_hat)||_2 - 1)^2. create_graph so that
 // it trains D. `alpha` (N) may be given for tests; undefined = drawn.
+// With `aug`, D sees the augmented x_hat and the gradient is taken through the augmentation.
 torch::Tensor GradientPenalty(Discriminator& d, const torch::Tensor& x, const torch::Tensor& x_p,
-                              torch::Tensor alpha = {});
+                              torch::Tensor alpha = {}, const AugmentParams* aug = nullptr);
 
 struct LossTerms {
   torch::Tensor total;
@@ -91,6 +131,7 @@ struct StepConfig {
   double l_adv = 34;
   double l_gp = 0.5;
   bool bf16 = false;  // CPU autocast to bfloat16 for the forward passes
+  AugmentPolicy augment;  // what D sees (real, fake, GP points alike)
 };
 
 struct StepLosses {
@@ -99,8 +140,10 @@ struct StepLosses {
 };
 
 // One DRAGAN step: fake = G(z, fake_tags); a D update on (real, fake, GP on perturbed
-// real); a G update through D on the same fake. Draws the perturbation and the GP's
-// alpha from the default CPU generator.
+// real); a G update through D on the same fake. With an augmentation policy, one
+// transform per sample index is drawn and D sees every batch of the step through it.
+// Draws the perturbation, the GP's alpha and the augmentation from the default CPU
+// generator.
 StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, torch::optim::Adam& opt_d,
                      const torch::Tensor& real, const torch::Tensor& real_tags, const torch::Tensor& z,
                      const torch::Tensor& fake_tags, const StepConfig& c);

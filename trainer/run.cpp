@@ -1,6 +1,7 @@
 #include "trainer/run.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -63,17 +64,26 @@ Result<RunConfig> LoadRunConfig(const Workspace& ws, const std::string& run) {
   return c;
 }
 
-Status SaveCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam& opt_g,
-                      torch::optim::Adam& opt_d, const TrainState& st) {
+namespace {
+
+void WriteModule(torch::serialize::OutputArchive& a, const char* key, const torch::nn::Module& m) {
+  torch::serialize::OutputArchive sub;
+  m.save(sub);
+  a.write(key, sub);
+}
+
+}  // namespace
+
+Status SaveCheckpoint(const std::string& path, Generator& g, Generator* g_ema, Discriminator& d,
+                      torch::optim::Adam& opt_g, torch::optim::Adam& opt_d, const TrainState& st) {
   std::ostringstream bytes;
   try {
-    torch::serialize::OutputArchive a, ga, da, oga, oda;
-    g->save(ga);
-    d->save(da);
+    torch::serialize::OutputArchive a, oga, oda;
+    WriteModule(a, "G", *g);
+    if (g_ema != nullptr) WriteModule(a, "G_ema", **g_ema);
+    WriteModule(a, "D", *d);
     opt_g.save(oga);
     opt_d.save(oda);
-    a.write("G", ga);
-    a.write("D", da);
     a.write("opt_G", oga);
     a.write("opt_D", oda);
     a.write("step", c10::IValue(st.step));
@@ -90,8 +100,8 @@ Status SaveCheckpoint(const std::string& path, Generator& g, Discriminator& d, t
   return WriteFileAtomic(path, data.data(), data.size());
 }
 
-Status LoadCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam* opt_g,
-                      torch::optim::Adam* opt_d, TrainState* st, torch::Device device) {
+Status LoadCheckpoint(const std::string& path, Generator& g, Generator* g_ema, Discriminator& d,
+                      torch::optim::Adam* opt_g, torch::optim::Adam* opt_d, TrainState* st, torch::Device device) {
   if (!std::filesystem::exists(path)) return Status::NotFound("no checkpoint " + path);
   try {
     torch::serialize::InputArchive a, ga, da;
@@ -100,6 +110,20 @@ Status LoadCheckpoint(const std::string& path, Generator& g, Discriminator& d, t
     a.read("D", da);
     g->load(ga);
     d->load(da);
+    if (g_ema != nullptr) {
+      torch::serialize::InputArchive ea;
+      if (a.try_read("G_ema", ea)) {
+        (*g_ema)->load(ea);
+      } else {  // a checkpoint from before the moving average
+        torch::NoGradGuard no_grad;
+        auto dst = (*g_ema)->parameters();
+        auto src = g->parameters();
+        for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+        auto db = (*g_ema)->buffers();
+        auto sb = g->buffers();
+        for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+      }
+    }
     if (opt_g != nullptr) {
       torch::serialize::InputArchive oa;
       a.read("opt_G", oa);
@@ -133,11 +157,80 @@ Status LoadCheckpoint(const std::string& path, Generator& g, Discriminator& d, t
   return Status::Ok();
 }
 
-Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, RunConfig* config) {
+std::string SnapshotPath(const Workspace& ws, const std::string& run, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "/snapshots/g_%08lld.pt", static_cast<long long>(step));
+  return RunDir(ws, run) + name;
+}
+
+Status SaveSnapshot(const std::string& path, Generator& g) {
+  std::ostringstream bytes;
+  try {
+    torch::serialize::OutputArchive a;
+    WriteModule(a, "G", *g);
+    a.save_to(bytes);
+  } catch (const c10::Error& e) {
+    return Status::Internal(std::string("serialising a snapshot: ") + e.what_without_backtrace());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  if (ec) return Status::IoError("creating " + std::filesystem::path(path).parent_path().string() + ": " + ec.message());
+  std::string data = bytes.str();
+  return WriteFileAtomic(path, data.data(), data.size());
+}
+
+std::vector<int64_t> ListSnapshots(const Workspace& ws, const std::string& run) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(RunDir(ws, run) + "/snapshots", ec)) {
+    // g_<digits>.pt exactly; the temporary file of an interrupted write does not count.
+    const std::string name = e.path().filename().string();
+    if (name.size() <= 5 || name.compare(0, 2, "g_") != 0 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
+    const std::string digits = name.substr(2, name.size() - 5);
+    if (digits.find_first_not_of("0123456789") == std::string::npos) steps.push_back(std::stoll(digits));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+Status PruneSnapshots(const Workspace& ws, const std::string& run, int keep) {
+  auto steps = ListSnapshots(ws, run);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 0)) < steps.size(); ++i) {
+    std::error_code ec;
+    std::filesystem::remove(SnapshotPath(ws, run, steps[i]), ec);
+    if (ec) return Status::IoError("removing " + SnapshotPath(ws, run, steps[i]) + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, RunConfig* config,
+                                const GeneratorChoice& choice) {
   MF_ASSIGN_OR_RETURN(RunConfig c, LoadRunConfig(ws, run));
   Generator g(c.gan);
-  Discriminator d(c.gan);
-  MF_RETURN_IF_ERROR(LoadCheckpoint(CheckpointPath(ws, run), g, d, nullptr, nullptr, nullptr));
+  if (choice.snapshot >= 0) {
+    if (choice.raw) return Status::InvalidArgument("--raw: snapshots keep only the sampling generator");
+    const std::string path = SnapshotPath(ws, run, choice.snapshot);
+    if (!std::filesystem::exists(path)) {
+      std::string have;
+      for (int64_t s : ListSnapshots(ws, run)) have += (have.empty() ? "" : " ") + std::to_string(s);
+      return Status::NotFound("run '" + run + "' has no snapshot of step " + std::to_string(choice.snapshot) +
+                              " (it has: " + (have.empty() ? "none" : have) + ")");
+    }
+    try {
+      torch::serialize::InputArchive a, ga;
+      a.load_from(path);
+      a.read("G", ga);
+      g->load(ga);
+    } catch (const c10::Error& e) {
+      return Status::Corrupt("snapshot " + path + ": " + e.what_without_backtrace());
+    }
+  } else {
+    Generator g_ema(c.gan);
+    Discriminator d(c.gan);
+    MF_RETURN_IF_ERROR(LoadCheckpoint(CheckpointPath(ws, run), g, choice.raw ? nullptr : &g_ema, d, nullptr,
+                                      nullptr, nullptr));
+    if (!choice.raw) g = g_ema;
+  }
   g->eval();
   if (config != nullptr) *config = std::move(c);
   return g;
@@ -178,32 +271,41 @@ torch::Tensor FixedTagRows(const TagSchema& schema, const std::vector<double>& f
 }
 
 Status WriteGrid(const torch::Tensor& images, int cols, const std::vector<std::string>& row_labels,
-                 const std::string& path) {
+                 const std::string& path, int scale) {
   auto x = ((images.detach().cpu().to(torch::kFloat).clamp(-1, 1) + 1) * 127.5)
                .round()
                .to(torch::kUInt8)
                .permute({0, 2, 3, 1})
                .contiguous();
+  scale = std::max(1, scale);
   const int n = static_cast<int>(x.size(0));
-  const int r = static_cast<int>(x.size(1));
+  const int src = static_cast<int>(x.size(1));
+  const int r = src * scale;
   cols = std::max(1, std::min(cols, n));
   const int rows = (n + cols - 1) / cols;
-  const int pad = 2;
+  const int pad = 2 * scale;
+  // Labels grow with the images, but stay readable at scale 1.
+  const double font = 0.4 * std::max(1.0, scale * 0.75);
+  const int thickness = scale >= 3 ? 2 : 1;
   int label_w = 0;
   for (const auto& l : row_labels) {
     int base = 0;
-    label_w = std::max(label_w, cv::getTextSize(l, cv::FONT_HERSHEY_SIMPLEX, 0.4, 1, &base).width + 8);
+    label_w = std::max(label_w, cv::getTextSize(l, cv::FONT_HERSHEY_SIMPLEX, font, thickness, &base).width + 8 * scale);
   }
   cv::Mat grid(rows * (r + pad) + pad, label_w + cols * (r + pad) + pad, CV_8UC3, cv::Scalar(255, 255, 255));
   for (int i = 0; i < n; ++i) {
-    cv::Mat rgb(r, r, CV_8UC3, x[i].data_ptr<uint8_t>());
+    cv::Mat rgb(src, src, CV_8UC3, x[i].data_ptr<uint8_t>());
     cv::Mat bgr;
     cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    if (scale > 1) cv::resize(bgr, bgr, cv::Size(r, r), 0, 0, cv::INTER_CUBIC);
     bgr.copyTo(grid(cv::Rect(label_w + pad + (i % cols) * (r + pad), pad + (i / cols) * (r + pad), r, r)));
   }
-  for (size_t k = 0; k < row_labels.size() && static_cast<int>(k) < rows; ++k)
-    cv::putText(grid, row_labels[k], cv::Point(4, pad + static_cast<int>(k) * (r + pad) + r / 2 + 4),
-                cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  for (size_t k = 0; k < row_labels.size() && static_cast<int>(k) < rows; ++k) {
+    int base = 0;
+    const int text_h = cv::getTextSize(row_labels[k], cv::FONT_HERSHEY_SIMPLEX, font, thickness, &base).height;
+    cv::putText(grid, row_labels[k], cv::Point(4 * scale, pad + static_cast<int>(k) * (r + pad) + (r + text_h) / 2),
+                cv::FONT_HERSHEY_SIMPLEX, font, cv::Scalar(0, 0, 0), thickness, cv::LINE_AA);
+  }
   std::vector<uchar> png;
   if (!cv::imencode(".png", grid, png)) return Status::Internal("PNG encoding failed for " + path);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty()

@@ -44,16 +44,34 @@ struct TrainState {
 };
 
 // Writes models, optimizers and state to `path` atomically (tmp, fsync, rename).
-Status SaveCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam& opt_g,
-                      torch::optim::Adam& opt_d, const TrainState& st);
-// Reads what SaveCheckpoint wrote; optimizers may be null (sampling).
-// Tensors land on `device` (the models' and optimizers' device); RNG state and data
-// order stay on the CPU.
-Status LoadCheckpoint(const std::string& path, Generator& g, Discriminator& d, torch::optim::Adam* opt_g,
-                      torch::optim::Adam* opt_d, TrainState* st, torch::Device device = torch::kCPU);
+// g_ema may be null (a run without the moving average).
+Status SaveCheckpoint(const std::string& path, Generator& g, Generator* g_ema, Discriminator& d,
+                      torch::optim::Adam& opt_g, torch::optim::Adam& opt_d, const TrainState& st);
+// Reads what SaveCheckpoint wrote; g_ema, optimizers and state may be null (sampling).
+// A checkpoint without a moving average fills g_ema with G. Tensors land on `device`
+// (the models' and optimizers' device); RNG state and data order stay on the CPU.
+Status LoadCheckpoint(const std::string& path, Generator& g, Generator* g_ema, Discriminator& d,
+                      torch::optim::Adam* opt_g, torch::optim::Adam* opt_d, TrainState* st,
+                      torch::Device device = torch::kCPU);
 
-// Rebuilds a run's generator (eval mode) from config.json and checkpoint.pt.
-Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, RunConfig* config);
+// Snapshots: the sampling generator (the moving average where the run keeps one) every
+// K steps, WS/runs/<run>/snapshots/g_<step>.pt, the newest `keep` kept.
+std::string SnapshotPath(const Workspace& ws, const std::string& run, int64_t step);
+Status SaveSnapshot(const std::string& path, Generator& g);
+// Deletes all but the newest `keep` snapshots of a run.
+Status PruneSnapshots(const Workspace& ws, const std::string& run, int keep);
+// The steps of a run's snapshots, oldest first.
+std::vector<int64_t> ListSnapshots(const Workspace& ws, const std::string& run);
+
+// Which generator sampling, eval and serve use.
+struct GeneratorChoice {
+  int64_t snapshot = -1;  // >= 0: that step's snapshot; -1: the checkpoint
+  bool raw = false;       // the checkpoint's raw G instead of its moving average
+};
+// Rebuilds a run's generator (eval mode) from config.json and the checkpoint (or a
+// snapshot).
+Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, RunConfig* config,
+                                const GeneratorChoice& choice = {});
 
 // The fixed tag rows of the training-time sample grids: one row per tag of the first
 // exclusive group that the data has (most frequent first, at most `rows`), cycling through the second
@@ -62,8 +80,9 @@ torch::Tensor FixedTagRows(const TagSchema& schema, const std::vector<double>& f
                            std::vector<std::string>* labels);
 
 // Writes N x 3 x R x R images in [-1, 1] as a PNG grid of `cols` columns, with a label
-// strip on the left when `row_labels` is not empty.
+// strip on the left when `row_labels` is not empty; `scale` > 1 enlarges every image
+// (bicubic) and the labels with it, for viewing.
 Status WriteGrid(const torch::Tensor& images, int cols, const std::vector<std::string>& row_labels,
-                 const std::string& path);
+                 const std::string& path, int scale = 1);
 
 }  // namespace moeforge::trainer

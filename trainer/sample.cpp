@@ -29,9 +29,11 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   if (o.n < 1) return Status::InvalidArgument("--n must be >= 1");
   if (o.out.empty()) return Status::InvalidArgument("-o OUT.png is required");
   if (o.interpolate_to_seed >= 0 && o.n < 2) return Status::InvalidArgument("interpolation needs --n >= 2");
+  if (!(o.truncation >= 0 && o.truncation <= 2)) return Status::InvalidArgument("--truncation must be in [0, 2]");
+  if (o.scale < 1 || o.scale > 16) return Status::InvalidArgument("--scale must be in 1..16");
   torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
   RunConfig config;
-  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config));
+  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config, GeneratorChoice{o.snapshot, o.raw}));
   const TagSchema& schema = config.schema;
 
   // The named tags; at most one per exclusive group.
@@ -127,12 +129,15 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   } else {
     z = torch::randn({o.n, zd}, at::detail::createCPUGenerator(o.seed));
   }
+  // Truncation towards the mean of z (0 for Gaussian noise): psi < 1 trades variety for
+  // typical faces; psi = 0 gives every noise the same face for one set of tags.
+  z = z * o.truncation;
   torch::NoGradGuard ng;
   auto img = g->forward(z, tags);
   int cols = !by_cols.empty() ? o.n
              : o.columns > 0  ? o.columns
                               : (o.interpolate_to_seed >= 0 ? o.n : static_cast<int>(std::ceil(std::sqrt(double(o.n)))));
-  MF_RETURN_IF_ERROR(WriteGrid(img, cols, row_labels, o.out));
+  MF_RETURN_IF_ERROR(WriteGrid(img, cols, row_labels, o.out, o.scale));
   return o.out;
 }
 

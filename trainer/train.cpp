@@ -44,10 +44,17 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
           {"d_channels", o.d_channels},
           {"d_blocks", o.d_blocks},
           {"lr", o.lr},
+          {"lr_d", o.lr_d},
           {"beta1", o.beta1},
           {"beta2", o.beta2},
           {"l_adv", o.l_adv},
           {"l_gp", o.l_gp},
+          {"ema_kimg", o.ema_kimg},
+          {"ema_rampup", o.ema_rampup},
+          {"icnr", o.icnr},
+          {"augment", o.augment},
+          {"snapshot_every", o.snapshot_every},
+          {"keep_snapshots", o.keep_snapshots},
           {"seed", o.seed},
           {"deterministic", o.deterministic},
           {"memory_format", o.memory_format},
@@ -55,7 +62,8 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
 }
 
 // A resumed run keeps the model, data and optimisation settings it was started with;
-// only the length, threads and reporting may change.
+// only the length, threads, snapshots and reporting may change. Settings a run's
+// config.json does not name predate them: the run trained without them.
 void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.view = j.value("view", o.view);
   o.tagger = j.value("tagger", o.tagger);
@@ -67,10 +75,15 @@ void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.d_channels = j.value("d_channels", o.d_channels);
   o.d_blocks = j.value("d_blocks", o.d_blocks);
   o.lr = j.value("lr", o.lr);
+  o.lr_d = j.value("lr_d", 0.0);
   o.beta1 = j.value("beta1", o.beta1);
   o.beta2 = j.value("beta2", o.beta2);
   o.l_adv = j.value("l_adv", o.l_adv);
   o.l_gp = j.value("l_gp", o.l_gp);
+  o.ema_kimg = j.value("ema_kimg", 0.0);
+  o.ema_rampup = j.value("ema_rampup", o.ema_rampup);
+  o.icnr = j.value("icnr", false);
+  o.augment = j.value("augment", std::string("none"));
   o.seed = j.value("seed", o.seed);
   o.deterministic = j.value("deterministic", o.deterministic);
   o.memory_format = j.value("memory_format", o.memory_format);
@@ -84,9 +97,12 @@ Status Validate(const TrainOptions& o) {
   if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
   if (o.g_channels < 1 || o.g_blocks < 0 || o.d_channels < 1 || o.d_blocks < 0 || o.z_dim < 1)
     return Status::InvalidArgument("model sizes must be positive");
-  if (o.lr <= 0) return Status::InvalidArgument("--lr must be > 0");
-  if (o.checkpoint_every < 1 || o.sample_every < 1)
-    return Status::InvalidArgument("--checkpoint-every and --sample-every must be >= 1");
+  if (o.lr <= 0 || o.lr_d < 0) return Status::InvalidArgument("--lr must be > 0 (and --lr-d >= 0)");
+  if (o.ema_kimg < 0 || o.ema_rampup < 0) return Status::InvalidArgument("--ema-kimg and --ema-rampup must be >= 0");
+  if (o.checkpoint_every < 1 || o.sample_every < 1 || o.snapshot_every < 1)
+    return Status::InvalidArgument("--checkpoint-every, --sample-every and --snapshot-every must be >= 1");
+  if (o.keep_snapshots < 0) return Status::InvalidArgument("--keep-snapshots must be >= 0");
+  MF_RETURN_IF_ERROR(AugmentPolicy::Parse(o.augment).status());
   if (o.memory_format != "auto" && o.memory_format != "contiguous" && o.memory_format != "channels_last")
     return Status::InvalidArgument("--memory-format must be auto, contiguous or channels_last");
   if (o.run.empty() || o.run.find('/') != std::string::npos || o.run == "." || o.run == "..")
@@ -121,6 +137,152 @@ std::vector<int64_t> NextIndexes(TrainState& st, int64_t n, int batch, std::mt19
   return idx;
 }
 
+// What a run trains on: its config (new, or as stored) and its packed image cache.
+struct RunData {
+  RunConfig config;
+  std::string cache_path;
+  int64_t unreadable = 0;  // crops left out of a new cache
+};
+
+// A new run: the dataset view's faces packed into the cache, config.json written. An
+// existing one: its stored settings applied to `o`.
+Result<RunData> PrepareRunData(const Workspace& ws, db::Database& database, TrainOptions& o, int threads) {
+  RunData r;
+  const std::string dir = RunDir(ws, o.run);
+  const bool exists = std::filesystem::exists(dir + "/config.json");
+  if (exists && !o.resume)
+    return Status::InvalidArgument("run '" + o.run + "' already exists in " + dir +
+                                   ": pass --resume to continue it, or choose another --run");
+  if (!exists && o.resume) return Status::NotFound("--resume: run '" + o.run + "' has no " + dir + "/config.json");
+  if (exists) {
+    MF_ASSIGN_OR_RETURN(r.config, LoadRunConfig(ws, o.run));
+    ApplyStored(r.config.options, o);
+    r.cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
+    if (r.config.options.value("threads_used", threads) != threads && o.deterministic)
+      std::fprintf(stderr, "train: warning: run started with %d threads, now %d: results may differ bit for bit\n",
+                   r.config.options.value("threads_used", threads), threads);
+    return r;
+  }
+  MF_ASSIGN_OR_RETURN(db::Dataset data, db::LoadDataset(database, o.view, o.tagger));
+  if (data.size() == 0)
+    return Status::InvalidArgument("the dataset" + (o.view.empty() ? std::string() : " '" + o.view + "'") +
+                                   " has no tagged faces: run detect and tag first");
+  CacheSource src;
+  src.num_tags = data.schema.size();
+  for (size_t i = 0; i < data.size(); ++i) {
+    src.face_ids.push_back(data.face_ids[i]);
+    src.paths.push_back(ws.Abs(data.crop_paths[i]));
+    auto v = data.TagVector(i);
+    src.tags.insert(src.tags.end(), v.begin(), v.end());
+  }
+  r.cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
+  std::fprintf(stderr, "train: caching %zu faces at %d px into %s\n", data.size(), o.resolution, r.cache_path.c_str());
+  MF_ASSIGN_OR_RETURN(CacheBuildStats cs, BuildImageCache(src, o.resolution, r.cache_path));
+  r.unreadable = cs.unreadable;
+  MF_ASSIGN_OR_RETURN(ImageCache probe, ImageCache::Open(r.cache_path));
+  r.config.schema = data.schema;
+  r.config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
+  r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim, o.g_channels, o.g_blocks, o.d_channels, o.d_blocks};
+  o.tagger = data.tagger;
+  r.config.options = OptionsJson(o);
+  r.config.options["threads_used"] = threads;
+  MF_RETURN_IF_ERROR(SaveRunConfig(ws, o.run, r.config));
+  return r;
+}
+
+// G, its moving average, D and their optimisers, on one device.
+struct Models {
+  Generator g{nullptr};
+  Generator g_ema{nullptr};  // null without a moving average
+  Discriminator d{nullptr};
+  std::unique_ptr<torch::optim::Adam> opt_g, opt_d;
+};
+
+Models BuildModels(const GanConfig& gan, const TrainOptions& o, torch::Device device, bool channels_last) {
+  Models m;
+  m.g = Generator(gan);
+  if (o.icnr) IcnrInit(m.g);
+  m.d = Discriminator(gan);
+  m.g->to(device);
+  m.d->to(device);
+  m.g->channels_last = m.d->channels_last = channels_last;
+  ToMemoryFormat(*m.g, channels_last);
+  ToMemoryFormat(*m.d, channels_last);
+  if (o.ema_kimg > 0) {
+    m.g_ema = Generator(gan);
+    m.g_ema->to(device);
+    m.g_ema->channels_last = channels_last;
+    ToMemoryFormat(*m.g_ema, channels_last);
+    EmaUpdate(*m.g_ema, *m.g, 0.0);  // starts as G
+    for (auto& p : m.g_ema->parameters()) p.requires_grad_(false);
+  }
+  auto adam = [&](std::vector<torch::Tensor> p, double lr) {
+    return std::make_unique<torch::optim::Adam>(std::move(p),
+                                                torch::optim::AdamOptions(lr).betas({o.beta1, o.beta2}));
+  };
+  m.opt_g = adam(m.g->parameters(), o.lr);
+  m.opt_d = adam(m.d->parameters(), o.lr_d > 0 ? o.lr_d : o.lr);
+  return m;
+}
+
+// The run's `runs` row (kept on resume); returns its id.
+Result<int64_t> UpsertRunRow(db::Database& database, const TrainOptions& o, const RunConfig& config, int64_t step) {
+  const std::string now = db::NowIso();
+  MF_ASSIGN_OR_RETURN(db::Stmt * ins, database.Cached(
+      "INSERT INTO runs(name, view, tagger, config_json, dir, state, step, created_at, updated_at) "
+      "VALUES(?,?,?,?,?,'running',?,?,?) ON CONFLICT(name) DO UPDATE SET state='running', "
+      "step=excluded.step, updated_at=excluded.updated_at"));
+  MF_RETURN_IF_ERROR(ins->BindAll(o.run, o.view, config.options.value("tagger", std::string()), config.ToJson().dump(),
+                                  "runs/" + o.run, step, now, now)
+                         .Run());
+  MF_ASSIGN_OR_RETURN(db::Stmt * sel, database.Cached("SELECT id FROM runs WHERE name = ?"));
+  sel->Bind(1, o.run);
+  MF_ASSIGN_OR_RETURN(bool row, sel->Step());
+  int64_t id = row ? sel->Int(0) : 0;
+  sel->Reset();
+  if (!row) return Status::Internal("the runs row of '" + o.run + "' vanished");
+  return id;
+}
+
+// The training-time grid: fixed noise down the columns and one fixed tag row per grid
+// row, the same at every sample step and across resumes; drawn by the sampling
+// generator (the moving average where there is one).
+class SampleGrid {
+ public:
+  SampleGrid(const RunConfig& config, uint64_t seed, torch::Device device) {
+    tags_ = FixedTagRows(config.schema, config.tag_freq, 8, &labels_);
+    const int64_t rows = tags_.size(0);
+    auto gen = at::detail::createCPUGenerator(seed ^ 0x9e3779b97f4a7c15ULL);
+    z_ = torch::randn({kCols, config.gan.z_dim}, gen).repeat({rows, 1}).to(device);
+    tags_ = tags_.repeat_interleave(kCols, 0).to(device);
+  }
+  Status Write(Generator& g, const std::string& path) {
+    torch::NoGradGuard ng;
+    const bool was_training = g->is_training();
+    g->eval();
+    auto img = g->forward(z_, tags_);
+    if (was_training) g->train();
+    return WriteGrid(img, kCols, labels_, path);
+  }
+
+ private:
+  static constexpr int kCols = 8;
+  std::vector<std::string> labels_;
+  torch::Tensor z_, tags_;
+};
+
+// One step's metrics rows, through the batched writer.
+Status SubmitMetrics(db::BatchWriter& writer, int64_t run_id, int64_t step, const StepLosses& l) {
+  return writer.Submit([=](db::Database& dbc) -> Status {
+    MF_ASSIGN_OR_RETURN(db::Stmt * m,
+                        dbc.Cached("INSERT OR REPLACE INTO metrics(run_id, step, key, value) VALUES(?,?,?,?)"));
+    for (auto [k, v] : {std::pair<const char*, double>{"d_loss", l.d_total}, {"d_adv", l.d_adv}, {"d_cls", l.d_cls},
+                        {"gp", l.gp}, {"g_loss", l.g_total}, {"g_adv", l.g_adv}, {"g_cls", l.g_cls}})
+      MF_RETURN_IF_ERROR(m->BindAll(run_id, step, std::string(k), v).Run());
+    return Status::Ok();
+  });
+}
+
 }  // namespace
 
 Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
@@ -133,56 +295,15 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
 
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(threads);
-
   const std::string dir = RunDir(ws, o.run);
-  const std::string config_path = dir + "/config.json";
-  const bool exists = std::filesystem::exists(config_path);
-  if (exists && !o.resume)
-    return Status::InvalidArgument("run '" + o.run + "' already exists in " + dir +
-                                   ": pass --resume to continue it, or choose another --run");
-  if (!exists && o.resume) return Status::NotFound("--resume: run '" + o.run + "' has no " + config_path);
 
-  RunConfig config;
-  std::string cache_path;
-  int64_t unreadable = 0;
-  if (exists) {
-    MF_ASSIGN_OR_RETURN(config, LoadRunConfig(ws, o.run));
-    ApplyStored(config.options, o);
-    cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
-    if (config.options.value("threads_used", threads) != threads && o.deterministic)
-      std::fprintf(stderr, "train: warning: run started with %d threads, now %d: results may differ bit for bit\n",
-                   config.options.value("threads_used", threads), threads);
-  } else {
-    MF_ASSIGN_OR_RETURN(db::Dataset data, db::LoadDataset(database, o.view, o.tagger));
-    if (data.size() == 0)
-      return Status::InvalidArgument("the dataset" + (o.view.empty() ? std::string() : " '" + o.view + "'") +
-                                     " has no tagged faces: run detect and tag first");
-    CacheSource src;
-    src.num_tags = data.schema.size();
-    for (size_t i = 0; i < data.size(); ++i) {
-      src.face_ids.push_back(data.face_ids[i]);
-      src.paths.push_back(ws.Abs(data.crop_paths[i]));
-      auto v = data.TagVector(i);
-      src.tags.insert(src.tags.end(), v.begin(), v.end());
-    }
-    cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
-    std::fprintf(stderr, "train: caching %zu faces at %d px into %s\n", data.size(), o.resolution, cache_path.c_str());
-    MF_ASSIGN_OR_RETURN(CacheBuildStats cs, BuildImageCache(src, o.resolution, cache_path));
-    unreadable = cs.unreadable;
-    MF_ASSIGN_OR_RETURN(ImageCache probe, ImageCache::Open(cache_path));
-    config.schema = data.schema;
-    config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
-    config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim, o.g_channels, o.g_blocks, o.d_channels, o.d_blocks};
-    o.tagger = data.tagger;
-    config.options = OptionsJson(o);
-    config.options["threads_used"] = threads;
-    MF_RETURN_IF_ERROR(SaveRunConfig(ws, o.run, config));
-  }
-  MF_ASSIGN_OR_RETURN(ImageCache cache, ImageCache::Open(cache_path));
+  MF_ASSIGN_OR_RETURN(RunData data, PrepareRunData(ws, database, o, threads));
+  const RunConfig& config = data.config;
+  MF_ASSIGN_OR_RETURN(ImageCache cache, ImageCache::Open(data.cache_path));
   if (cache.num_tags() != config.gan.tags || cache.resolution() != config.gan.resolution)
-    return Status::Corrupt(cache_path + " does not match the run's config");
+    return Status::Corrupt(data.cache_path + " does not match the run's config");
   TagSampler sampler(config.schema, config.tag_freq);
-  const double l_adv = o.l_adv < 0 ? config.gan.tags : o.l_adv;
+  MF_ASSIGN_OR_RETURN(AugmentPolicy augment, AugmentPolicy::Parse(o.augment));
 
   if (o.bf16 && !torch_common::CpuHasBf16()) o.bf16 = false;
   if (o.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
@@ -193,26 +314,17 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   // resume-to-the-bit guarantee) is for CPU runs.
   const torch::Device device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const bool cuda = device.is_cuda();
-  Generator g(config.gan);
-  Discriminator d(config.gan);
-  g->to(device);
-  d->to(device);
   // Measured on this project's 2-core AVX-512/AMX box (bench/train_compare.sh): NHWC is
   // faster for the fp32 convolutions, plain NCHW as fast under bf16 autocast.
   const bool channels_last = o.memory_format == "channels_last" || (o.memory_format == "auto" && !o.bf16 && !cuda);
-  g->channels_last = d->channels_last = channels_last;
-  ToMemoryFormat(*g, channels_last);
-  ToMemoryFormat(*d, channels_last);
-  auto adam = [&](std::vector<torch::Tensor> p) {
-    return torch::optim::Adam(std::move(p), torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}));
-  };
-  torch::optim::Adam opt_g = adam(g->parameters());
-  torch::optim::Adam opt_d = adam(d->parameters());
+  Models m = BuildModels(config.gan, o, device, channels_last);
+  Generator* g_ema = m.g_ema ? &m.g_ema : nullptr;
+  Generator& g_sample = g_ema ? m.g_ema : m.g;
 
   TrainState st;
   const std::string ckpt = CheckpointPath(ws, o.run);
   if (o.resume && std::filesystem::exists(ckpt)) {
-    MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, g, d, &opt_g, &opt_d, &st, device));
+    MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, m.g, g_ema, m.d, m.opt_g.get(), m.opt_d.get(), &st, device));
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(st.torch_rng);
     std::istringstream(st.data_rng) >> data_rng;
@@ -221,44 +333,18 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   }
   const int64_t start_step = st.step;
 
-  // runs row (kept on resume).
-  const std::string now = db::NowIso();
-  {
-    MF_ASSIGN_OR_RETURN(db::Stmt * ins, database.Cached(
-        "INSERT INTO runs(name, view, tagger, config_json, dir, state, step, created_at, updated_at) "
-        "VALUES(?,?,?,?,?,'running',?,?,?) ON CONFLICT(name) DO UPDATE SET state='running', "
-        "step=excluded.step, updated_at=excluded.updated_at"));
-    MF_RETURN_IF_ERROR(ins->BindAll(o.run, o.view, config.options.value("tagger", std::string()),
-                                    config.ToJson().dump(), "runs/" + o.run, st.step, now, now)
-                           .Run());
-  }
-  int64_t run_id = 0;
-  {
-    MF_ASSIGN_OR_RETURN(db::Stmt * sel, database.Cached("SELECT id FROM runs WHERE name = ?"));
-    sel->Bind(1, o.run);
-    MF_ASSIGN_OR_RETURN(bool row, sel->Step());
-    if (!row) return Status::Internal("the runs row of '" + o.run + "' vanished");
-    run_id = sel->Int(0);
-    sel->Reset();
-  }
+  MF_ASSIGN_OR_RETURN(int64_t run_id, UpsertRunRow(database, o, config, st.step));
   nlohmann::json params = OptionsJson(o);
   MF_ASSIGN_OR_RETURN(int64_t stage_id, db::BeginStageRun(database, "train", params));
 
-  // Fixed grid noise and tag rows: the same at every sample step, across resumes.
-  std::vector<std::string> row_labels;
-  torch::Tensor grid_tags = FixedTagRows(config.schema, config.tag_freq, 8, &row_labels);
-  const int grid_cols = 8;
-  const int grid_rows = static_cast<int>(grid_tags.size(0));
-  auto grid_gen = at::detail::createCPUGenerator(o.seed ^ 0x9e3779b97f4a7c15ULL);
-  torch::Tensor grid_z = torch::randn({grid_cols, config.gan.z_dim}, grid_gen).repeat({grid_rows, 1}).to(device);
-  grid_tags = grid_tags.repeat_interleave(grid_cols, 0).to(device);
-
-  auto write_sample = [&](int64_t step) -> Status {
-    torch::NoGradGuard ng;
-    g->eval();
-    auto img = g->forward(grid_z, grid_tags);
-    g->train();
-    return WriteGrid(img, grid_cols, row_labels, fmt::format("{}/samples/step_{:06d}.png", dir, step));
+  SampleGrid grid(config, o.seed, device);
+  auto write_sample = [&](int64_t step) {
+    return grid.Write(g_sample, fmt::format("{}/samples/step_{:06d}.png", dir, step));
+  };
+  auto write_snapshot = [&](int64_t step) -> Status {
+    if (o.keep_snapshots == 0) return Status::Ok();
+    MF_RETURN_IF_ERROR(SaveSnapshot(SnapshotPath(ws, o.run, step), g_sample));
+    return PruneSnapshots(ws, o.run, o.keep_snapshots);
   };
   db::BatchWriter writer(database);
   auto checkpoint = [&]() -> Status {
@@ -267,7 +353,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     MF_RETURN_IF_ERROR(writer.Flush());
     st.torch_rng = at::detail::getDefaultCPUGenerator().get_state();
     st.data_rng = RngToString(data_rng);
-    MF_RETURN_IF_ERROR(SaveCheckpoint(ckpt, g, d, opt_g, opt_d, st));
+    MF_RETURN_IF_ERROR(SaveCheckpoint(ckpt, m.g, g_ema, m.d, *m.opt_g, *m.opt_d, st));
     int64_t step = st.step;
     return writer.Submit([=](db::Database& dbc) -> Status {
       MF_ASSIGN_OR_RETURN(db::Stmt * up, dbc.Cached("UPDATE runs SET step=?, updated_at=? WHERE id=?"));
@@ -283,7 +369,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   const int b = o.batch;
   const int r = config.gan.resolution;
   const int t = config.gan.tags;
-  StepConfig sc{l_adv, o.l_gp, o.bf16 && !cuda};
+  const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment};
   StepLosses last;
   Progress progress("train", o.steps);
   progress.Update(st.step);
@@ -295,6 +381,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
            std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60;
   };
   while (st.step < o.steps && !g_stop && !out_of_time()) {
+    // The batch: real faces (mirrored at random) with their tags, and tags for the fakes.
     auto idx = NextIndexes(st, n, b, data_rng);
     std::vector<bool> flip(b);
     std::bernoulli_distribution coin(0.5);
@@ -308,24 +395,19 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     auto real = torch::from_blob(real_buf.data(), {b, 3, r, r}).to(device);
     auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
     auto z = torch::randn({b, config.gan.z_dim}).to(device);
-    last = TrainStep(g, d, opt_g, opt_d, real, real_tags, z, fake_tags.to(device), sc);
+
+    last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, fake_tags.to(device), sc);
     ++st.step;
+    if (g_ema) EmaUpdate(**g_ema, *m.g, EmaBeta(st.step * b, b, o.ema_kimg * 1000, o.ema_rampup));
 
     const int64_t step = st.step;
-    const StepLosses l = last;
-    status = writer.Submit([=](db::Database& dbc) -> Status {
-      MF_ASSIGN_OR_RETURN(db::Stmt * m,
-                          dbc.Cached("INSERT OR REPLACE INTO metrics(run_id, step, key, value) VALUES(?,?,?,?)"));
-      for (auto [k, v] : {std::pair<const char*, double>{"d_loss", l.d_total}, {"d_adv", l.d_adv}, {"d_cls", l.d_cls},
-                          {"gp", l.gp}, {"g_loss", l.g_total}, {"g_adv", l.g_adv}, {"g_cls", l.g_cls}})
-        MF_RETURN_IF_ERROR(m->BindAll(run_id, step, std::string(k), v).Run());
-      return Status::Ok();
-    });
-    if (!status.ok()) break;
+    if (!(status = SubmitMetrics(writer, run_id, step, last)).ok()) break;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
     progress.Update(step, fmt::format("{:.1f} img/s d {:.3f} g {:.3f} gp {:.3f}",
-                                      (step - start_step) * b / std::max(secs, 1e-9), l.d_total, l.g_total, l.gp));
+                                      (step - start_step) * b / std::max(secs, 1e-9), last.d_total, last.g_total,
+                                      last.gp));
     if (step % o.sample_every == 0 && !(status = write_sample(step)).ok()) break;
+    if (step % o.snapshot_every == 0 && !(status = write_snapshot(step)).ok()) break;
     if (step % o.checkpoint_every == 0 && !(status = checkpoint()).ok()) break;
   }
   std::signal(SIGINT, old_int);
@@ -345,7 +427,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   s.stage = "train";
   s.done = st.step - start_step;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (unreadable > 0) s.Fail("unreadable_crop", unreadable);
+  if (data.unreadable > 0) s.Fail("unreadable_crop", data.unreadable);
   s.params = params;
   s.extra = {{"run", o.run},
              {"step", st.step},

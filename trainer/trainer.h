@@ -37,14 +37,25 @@ struct TrainOptions {
   int g_blocks = 16;
   int d_channels = 32;
   int d_blocks = 2;
-  // Optimisation (the report's defaults).
-  double lr = 2e-4;
+  // Optimisation (the report's Adam settings).
+  double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)
+  double lr_d = 0;             // > 0: D's learning rate
   double beta1 = 0.5;
   double beta2 = 0.999;
-  double l_adv = -1;           // < 0: the number of tags T
+  // Weight of the real/fake term; the report's l_adv = T (< 0 here) let the tag terms
+  // count for 1/T of D's loss and the generator ignored its tags (issue 14); with 1 the
+  // tags are learned within a few hundred steps (docs/runs/README.md).
+  double l_adv = 1;
   double l_gp = 0.5;
+  // The few-step recipe (docs/runs/README.md, "Recipe"). Each is recorded in config.json.
+  double ema_kimg = 10;        // half-life of G's moving average in thousands of images; 0: none
+  double ema_rampup = 0.05;    // the half-life is at most this share of the images seen so far
+  bool icnr = true;            // ICNR initialisation of the sub-pixel convolutions
+  std::string augment = "translation,cutout";  // what D sees: color,translation,cutout | none
   int checkpoint_every = 500;
   int sample_every = 500;
+  int snapshot_every = 500;    // a snapshot of the sampling generator every K steps
+  int keep_snapshots = 10;     // the newest N snapshots are kept; 0: none written
   uint64_t seed = 1;
   bool deterministic = false;  // deterministic algorithms (resume reproduces bit for bit)
   std::string memory_format = "auto";  // auto|contiguous|channels_last
@@ -69,6 +80,10 @@ struct SampleOptions {
   // An exclusive group ("hair_color"): one labelled row per tag of it the data has, n
   // images per row, the same noise down each column (what the conditioning changes).
   std::string by;
+  double truncation = 1.0;         // psi: z <- psi * z (the mean of z is 0); 0 = one face per tag set
+  int scale = 1;                   // enlarge each image this many times (bicubic), labels too
+  int64_t snapshot = -1;           // >= 0: sample that step's snapshot instead of the checkpoint
+  bool raw = false;                // the raw generator instead of its moving average
   int threads = 0;
 };
 
@@ -81,6 +96,8 @@ struct EvalOptions {
   int n = 512;                // generated images
   int max_real = 2000;        // real faces for Fréchet distance and precision/recall
   uint64_t seed = 7;
+  int64_t snapshot = -1;      // >= 0: evaluate that step's snapshot
+  bool raw = false;           // the raw generator instead of its moving average
   int threads = 0;
 };
 

@@ -25,6 +25,7 @@
 #include "db/db.h"
 #include "db/stage_run.h"
 #include "tagger/builtin/builtin_tagger.h"
+#include "tagger/metrics.h"
 #include "trainer/data_cache.h"
 #include "trainer/eval_metrics.h"
 #include "trainer/gan.h"
@@ -200,6 +201,148 @@ TEST(GanTest, TrainStepLowersTheLossOnAFixedBatch) {
   EXPECT_LT(last.d_cls, first.d_cls);  // the tag head learns the real batch's tags
 }
 
+// ---- the few-step recipe: moving average, ICNR, differentiable augmentation ------------
+
+TEST(GanTest, EmaUpdateFollowsItsFormula) {
+  torch::manual_seed(4);
+  auto c = Tiny(32);
+  Generator g(c), ema(c);
+  // ema starts elsewhere: its own random init, and distinct BatchNorm statistics.
+  std::vector<torch::Tensor> before;
+  for (auto& p : ema->parameters()) before.push_back(p.detach().clone());
+  g->forward(torch::randn({4, c.z_dim}), torch::zeros({4, c.tags}));  // moves g's running stats
+  const double beta = 0.9;
+  EmaUpdate(*ema, *g, beta);
+  auto ep = ema->parameters(), gp = g->parameters();
+  ASSERT_EQ(ep.size(), gp.size());
+  for (size_t i = 0; i < ep.size(); ++i)
+    EXPECT_TRUE(torch::allclose(ep[i], beta * before[i] + (1 - beta) * gp[i], 1e-6, 1e-7)) << "parameter " << i;
+  auto eb = ema->buffers(), gb = g->buffers();
+  for (size_t i = 0; i < eb.size(); ++i) EXPECT_TRUE(torch::equal(eb[i], gb[i])) << "buffer " << i;
+  EmaUpdate(*ema, *g, 0.0);
+  for (size_t i = 0; i < ep.size(); ++i) EXPECT_TRUE(torch::equal(ema->parameters()[i], gp[i]));
+}
+
+TEST(GanTest, EmaBetaHalvesPerHalfLifeAndRampsUp) {
+  // 10,000 images of half-life, batch 100: 100 steps halve the old weights.
+  EXPECT_NEAR(std::pow(EmaBeta(1'000'000, 100, 10'000, 0), 100), 0.5, 1e-12);
+  // Early on the ramp caps the half-life at 5% of the images seen (here 500).
+  EXPECT_NEAR(EmaBeta(10'000, 100, 10'000, 0.05), std::pow(0.5, 100.0 / 500), 1e-12);
+  EXPECT_NEAR(EmaBeta(1'000'000, 100, 10'000, 0.05), std::pow(0.5, 100.0 / 10'000), 1e-12);
+  EXPECT_EQ(EmaBeta(0, 100, 10'000, 0.05), 0.0);  // nothing seen: the average is G
+}
+
+// ICNR: right after initialisation, every up-sampling block's sub-pixel convolution
+// gives the four sub-pixels of each output the same value (nearest-neighbour upsampling),
+// so the generator starts without a checkerboard; the default init does not.
+TEST(GanTest, IcnrStartsEverySubPixelGroupIdentical) {
+  torch::manual_seed(5);
+  auto c = Tiny(64);
+  auto sub_pixel_spread = [&](Generator& g) {
+    double worst = 0;
+    for (auto& u : *g->ups) {
+      auto* conv = u->named_children()["conv"]->as<torch::nn::Conv2dImpl>();
+      auto x = torch::randn({2, c.g_channels, 8, 8});
+      auto y = torch::pixel_shuffle(conv->forward(x), 2);
+      using torch::indexing::None;
+      using torch::indexing::Slice;
+      auto tl = y.index({Slice(), Slice(), Slice(0, None, 2), Slice(0, None, 2)});
+      for (auto [dy, dx] : {std::pair<int, int>{0, 1}, {1, 0}, {1, 1}}) {
+        auto other = y.index({Slice(), Slice(), Slice(dy, None, 2), Slice(dx, None, 2)});
+        worst = std::max(worst, (tl - other).abs().max().item<double>());
+      }
+    }
+    return worst;
+  };
+  Generator plain(c);
+  EXPECT_GT(sub_pixel_spread(plain), 1e-2);
+  Generator icnr(c);
+  IcnrInit(icnr);
+  EXPECT_EQ(sub_pixel_spread(icnr), 0.0);
+  EXPECT_EQ(icnr->ups->size(), 2u);
+}
+
+TEST(GanTest, AugmentPolicyParses) {
+  auto all = AugmentPolicy::Parse("color, translation,cutout");
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->color && all->translation && all->cutout);
+  EXPECT_EQ(all->ToString(), "color,translation,cutout");
+  auto none = AugmentPolicy::Parse("none");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->any());
+  EXPECT_EQ(none->ToString(), "none");
+  EXPECT_FALSE(AugmentPolicy::Parse("translation,rotate").ok());
+}
+
+// One transform per sample index: two batches with equal rows come out equal, every
+// transform does change the image, and translation is an exact shift with zero fill.
+TEST(GanTest, AugmentAppliesOneTransformPerSampleToEveryBatch) {
+  torch::manual_seed(6);
+  auto policy = *AugmentPolicy::Parse("color,translation,cutout");
+  auto real = torch::rand({6, 3, 16, 16}) * 2 - 1;
+  auto a = DrawAugment(policy, 6, 16, real.options());
+  auto fake = real.clone();
+  EXPECT_TRUE(torch::equal(ApplyAugment(real, a), ApplyAugment(fake, a)));
+  auto other = real.flip({3});
+  EXPECT_FALSE(torch::equal(ApplyAugment(real, a), ApplyAugment(other, a)));
+  for (const char* one : {"color", "translation", "cutout"}) {
+    auto p = *AugmentPolicy::Parse(one);
+    torch::manual_seed(7);
+    auto params = DrawAugment(p, 6, 16, real.options());
+    EXPECT_FALSE(torch::equal(ApplyAugment(real, params), real)) << one;
+  }
+  AugmentParams shift;
+  shift.shift_y = torch::tensor({1, -2}, torch::kLong);
+  shift.shift_x = torch::tensor({0, 2}, torch::kLong);
+  auto x = torch::arange(2 * 3 * 16 * 16, torch::kFloat).view({2, 3, 16, 16});
+  auto y = ApplyAugment(x, shift);
+  using torch::indexing::Slice;
+  // Sample 0: y[r][c] = x[r + 1][c]; its last row comes from outside: zero.
+  EXPECT_TRUE(torch::equal(y[0].index({Slice(), Slice(0, 15)}), x[0].index({Slice(), Slice(1, 16)})));
+  EXPECT_EQ(y[0].index({Slice(), 15}).abs().sum().item<float>(), 0.0f);
+  // Sample 1: y[r][c] = x[r - 2][c + 2].
+  EXPECT_TRUE(torch::equal(y[1].index({Slice(), Slice(2, 16), Slice(0, 14)}),
+                           x[1].index({Slice(), Slice(0, 14), Slice(2, 16)})));
+}
+
+// The augmentation is differentiable: its input gradient matches central finite
+// differences (double precision, the transforms of one fixed draw), and the gradient
+// penalty taken through it trains D.
+TEST(GanTest, AugmentIsDifferentiable) {
+  torch::manual_seed(8);
+  auto policy = *AugmentPolicy::Parse("color,translation,cutout");
+  auto x = torch::randn({2, 3, 8, 8}, torch::kDouble);
+  auto a = DrawAugment(policy, 2, 8, x.options());
+  auto w = torch::randn({2, 3, 8, 8}, torch::kDouble);  // a fixed linear read-out
+  auto f = [&](const torch::Tensor& in) { return (ApplyAugment(in, a) * w).sum(); };
+  auto xg = x.clone().requires_grad_(true);
+  auto grad = torch::autograd::grad({f(xg)}, {xg})[0];
+  const double h = 1e-6;
+  auto flat = x.view(-1);
+  double worst = 0;
+  for (int64_t i = 0; i < flat.numel(); i += 7) {
+    auto xp = x.clone(), xm = x.clone();
+    xp.view(-1)[i] += h;
+    xm.view(-1)[i] -= h;
+    double fd = (f(xp).item<double>() - f(xm).item<double>()) / (2 * h);
+    worst = std::max(worst, std::abs(fd - grad.reshape(-1)[i].item<double>()));
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+
+  auto c = Tiny(32);
+  Discriminator d(c);
+  auto real = torch::randn({4, 3, 32, 32});
+  auto aug = DrawAugment(policy, 4, 32, real.options());
+  auto gp = GradientPenalty(d, real, Perturb(real), {}, &aug);
+  ASSERT_TRUE(std::isfinite(gp.item<double>()));
+  gp.backward();
+  double norm = 0;
+  for (auto& p : d->parameters())
+    if (p.grad().defined()) norm += p.grad().abs().sum().item<double>();
+  EXPECT_GT(norm, 0.0);
+}
+
 TEST(TagSamplerTest, OneTagPerExclusiveGroupAtTheDataFrequencies) {
   const auto& schema = TagSchema::Default();
   const int t = schema.size();
@@ -292,6 +435,77 @@ TEST(EvalMetricsTest, FrechetDistanceAndPrecisionRecall) {
   EXPECT_LT(collapsed.recall, 0.05);
 }
 
+// Label fidelity against a known case: a stand-in generator whose "generated" faces are
+// images with known labels. Asked for the labels the images have, fidelity is the judge's
+// own accuracy on them, as tagger/metrics.h scores it (exclusive groups: accuracy;
+// binary groups: the share of tags decided right); asked for the judge's own decisions,
+// it is 1; asked for another colour than the judge sees, 0.
+TEST(EvalMetricsTest, LabelFidelityOfLabelledFacesIsTheJudgesAccuracy) {
+  torch::manual_seed(10);
+  const TagSchema& schema = TagSchema::Default();
+  const int t = schema.size();
+  tagger::TaggerNetOptions net;
+  net.num_tags = t;
+  net.width = 4;
+  net.blocks = 2;
+  tagger::BuiltinTagger judge(schema, net, 32);
+  std::vector<float> thresholds(t);
+  for (int c = 0; c < t; ++c) thresholds[c] = 0.3f + 0.01f * c;
+  judge.set_thresholds(thresholds);
+  const int n = 64;
+  // Images whose colour statistics vary, so the judge's decisions vary too.
+  auto images = (torch::rand({n, 3, 32, 32}) * torch::rand({n, 3, 1, 1}) * 2 - 1);
+  auto probs = judge.Probabilities(images);
+  std::mt19937_64 rng(3);
+  TagSampler sampler(schema, std::vector<double>(t, 0.3));
+  auto labels = torch::zeros({n, t});
+  std::vector<std::vector<float>> truth, scores;
+  for (int i = 0; i < n; ++i) {
+    auto v = sampler.Sample(rng);
+    for (int c = 0; c < t; ++c) labels[i][c] = v[c];
+    truth.push_back(v);
+    auto row = probs[i].contiguous();
+    scores.emplace_back(row.data_ptr<float>(), row.data_ptr<float>() + t);
+  }
+  auto fidelity = LabelFidelity(schema, schema, thresholds, probs, labels);
+  auto report = tagger::Evaluate(schema, scores, truth, thresholds);
+  for (const auto& g : report.groups) {
+    ASSERT_TRUE(fidelity.contains(g.group)) << g.group;
+    EXPECT_EQ(g.n, n);
+    EXPECT_DOUBLE_EQ(fidelity[g.group].get<double>(), g.accuracy()) << g.group;
+  }
+  for (const auto& grp : schema.groups()) {
+    if (!grp.exclusive) {
+      double right = 0, total = 0;
+      for (const auto& ts : report.tags)
+        if (std::find(grp.tags.begin(), grp.tags.end(), ts.tag) != grp.tags.end()) {
+          right += ts.tp + ts.tn;
+          total += ts.tp + ts.tn + ts.fp + ts.fn;
+        }
+      ASSERT_GT(total, 0) << grp.name;
+      EXPECT_DOUBLE_EQ(fidelity[grp.name].get<double>(), right / total) << grp.name;
+    }
+  }
+  // Asked for what the judge decides: every group 1. Asked for the next colour: 0.
+  auto own = torch::zeros({n, t}), next = torch::zeros({n, t});
+  for (int i = 0; i < n; ++i) {
+    auto decided = schema.Decide(scores[i], thresholds);
+    for (int c = 0; c < t; ++c) own[i][c] = decided[c] ? 1.0f : 0.0f;
+    int start = 0;
+    for (const auto& grp : schema.groups()) {
+      const int k = static_cast<int>(grp.tags.size());
+      for (int c = start; c < start + k; ++c)
+        if (grp.exclusive && decided[c]) next[i][start + (c - start + 1) % k] = 1.0f;
+      start += k;
+    }
+  }
+  auto perfect = LabelFidelity(schema, schema, thresholds, probs, own);
+  for (auto& [group, value] : perfect.items()) EXPECT_DOUBLE_EQ(value.get<double>(), 1.0) << group;
+  auto wrong = LabelFidelity(schema, schema, thresholds, probs, next);
+  EXPECT_DOUBLE_EQ(wrong["hair_color"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(wrong["eye_color"].get<double>(), 0.0);
+}
+
 // ---- through the real binary ----------------------------------------------------------
 
 namespace {
@@ -326,7 +540,11 @@ bool SameTensors(const std::vector<torch::Tensor>& a, const std::vector<torch::T
 TEST(TrainBinaryTest, TrainsRecordsAndSamples) {
   if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
   std::string ws = MakeWorkspace("train", 24);
-  ASSERT_EQ(RunBin("train -w " + ws + " --run r1 --steps 6 --checkpoint-every 4 --sample-every 3" + kTinyArgs), 0);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run r1 --steps 6 --checkpoint-every 4 --sample-every 3 --snapshot-every 2 "
+                   "--keep-snapshots 2" + kTinyArgs),
+            0);
+  // Snapshots at steps 2, 4, 6; the newest two kept.
+  EXPECT_EQ(ListSnapshots(Workspace(ws), "r1"), (std::vector<int64_t>{4, 6}));
   EXPECT_TRUE(fs::exists(ws + "/runs/r1/checkpoint.pt"));
   EXPECT_TRUE(fs::exists(ws + "/runs/r1/config.json"));
   cv::Mat grid = cv::imread(ws + "/runs/r1/samples/step_000006.png");
@@ -371,6 +589,32 @@ TEST(TrainBinaryTest, TrainsRecordsAndSamples) {
   EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'no_such_tag' -o " + ws + "/x.png"), 2);
   EXPECT_EQ(RunBin("sample -w " + ws + " --run r1 --tags 'blonde_hair black_hair' -o " + ws + "/x.png"), 2);
   EXPECT_EQ(RunBin("sample -w " + ws + " --run nope -o " + ws + "/x.png"), 2);
+
+  // Truncation 0: every noise gives the same face for one set of tags (all exclusive
+  // groups named, binaries off); 1 does not.
+  auto tiles_equal = [&](const std::string& png) {
+    cv::Mat m = cv::imread(png);
+    if (m.cols != 4 * 34 + 2) return false;
+    cv::Mat first = m(cv::Rect(2, 2, 32, 32));
+    for (int k = 1; k < 4; ++k)
+      if (cv::norm(first, m(cv::Rect(2 + 34 * k, 2, 32, 32)), cv::NORM_L1) != 0.0) return false;
+    return true;
+  };
+  const std::string same_tags = " --run r1 --tags 'blonde_hair blue_eyes' --n 4 --columns 4 --seed 2";
+  ASSERT_EQ(RunBin("sample -w " + ws + same_tags + " --truncation 0 -o " + ws + "/t0.png"), 0);
+  EXPECT_TRUE(tiles_equal(ws + "/t0.png"));
+  ASSERT_EQ(RunBin("sample -w " + ws + same_tags + " -o " + ws + "/t1.png"), 0);
+  EXPECT_FALSE(tiles_equal(ws + "/t1.png"));
+  EXPECT_EQ(RunBin("sample -w " + ws + same_tags + " --truncation -1 -o " + ws + "/x.png"), 2);
+  // A snapshot, the raw generator: images, and not the checkpoint's average.
+  ASSERT_EQ(RunBin("sample -w " + ws + same_tags + " --snapshot 4 -o " + ws + "/snap.png"), 0);
+  ASSERT_EQ(RunBin("sample -w " + ws + same_tags + " --raw -o " + ws + "/raw.png"), 0);
+  cv::Mat snap = cv::imread(ws + "/snap.png"), raw = cv::imread(ws + "/raw.png"), avg = cv::imread(ws + "/t1.png");
+  ASSERT_FALSE(snap.empty());
+  ASSERT_FALSE(raw.empty());
+  EXPECT_GT(cv::norm(snap, avg, cv::NORM_L1), 0.0);
+  EXPECT_GT(cv::norm(raw, avg, cv::NORM_L1), 0.0);
+  EXPECT_EQ(RunBin("sample -w " + ws + same_tags + " --snapshot 2 -o " + ws + "/x.png"), 2);  // pruned
   fs::remove_all(ws);
 }
 
@@ -410,22 +654,26 @@ TEST(TrainBinaryTest, SigkillAndResumeMatchAnUninterruptedRun) {
   {
     Generator g(cfg);
     Discriminator d(cfg);
-    ASSERT_TRUE(LoadCheckpoint(ckpt, g, d, nullptr, nullptr, &cut_state).ok());
+    ASSERT_TRUE(LoadCheckpoint(ckpt, g, nullptr, d, nullptr, nullptr, &cut_state).ok());
     EXPECT_LT(cut_state.step, steps);
     EXPECT_EQ(cut_state.step % 4, 0);
   }
   ASSERT_EQ(RunBin("train -w " + ws + " --run cut --resume" + common), 0);
 
-  Generator g1(cfg), g2(cfg);
+  Generator g1(cfg), g2(cfg), e1(cfg), e2(cfg);
   Discriminator d1(cfg), d2(cfg);
   TrainState s1, s2;
-  ASSERT_TRUE(LoadCheckpoint(ws + "/runs/full/checkpoint.pt", g1, d1, nullptr, nullptr, &s1).ok());
-  ASSERT_TRUE(LoadCheckpoint(ckpt, g2, d2, nullptr, nullptr, &s2).ok());
+  ASSERT_TRUE(LoadCheckpoint(ws + "/runs/full/checkpoint.pt", g1, &e1, d1, nullptr, nullptr, &s1).ok());
+  ASSERT_TRUE(LoadCheckpoint(ckpt, g2, &e2, d2, nullptr, nullptr, &s2).ok());
   EXPECT_EQ(s1.step, steps);
   EXPECT_EQ(s2.step, steps);
   EXPECT_TRUE(SameTensors(g1->parameters(), g2->parameters())) << "G differs after resume from step " << cut_state.step;
   EXPECT_TRUE(SameTensors(g1->buffers(), g2->buffers())) << "G's BatchNorm statistics differ";
   EXPECT_TRUE(SameTensors(d1->parameters(), d2->parameters())) << "D differs";
+  // The recipe was on (the defaults: moving average, ICNR, augmentation); the average
+  // resumed too, and it is not just G.
+  EXPECT_TRUE(SameTensors(e1->parameters(), e2->parameters())) << "G's moving average differs";
+  EXPECT_FALSE(SameTensors(e1->parameters(), g1->parameters()));
   EXPECT_EQ(s1.order, s2.order);
   // Metrics: one row per step and key, no duplicates from the replayed steps.
   auto d = db::OpenWorkspace(Workspace(ws));
