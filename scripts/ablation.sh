@@ -5,7 +5,8 @@
 #   scripts/ablation.sh OUT [STEPS] [ARM...]
 # OUT/ws is the workspace `scripts/quality-run.sh mlds` builds (made here when missing,
 # with its tagger); OUT/<arm>/ gets train.json, eval.json and by-hair.png; OUT/table.md
-# collects the figures. Re-running skips the arms already evaluated.
+# collects the figures. Re-running skips the arms already evaluated. THREADS (default 0:
+# all cores) sets each command's threads, e.g. THREADS=1 for two arms side by side.
 set -euo pipefail
 out=${1:?usage: ablation.sh OUT [STEPS] [ARM...]}
 steps=${2:-1500}
@@ -13,6 +14,7 @@ shift $(( $# >= 2 ? 2 : 1 ))
 here=$(cd "$(dirname "$0")/.." && pwd)
 mf=${MOEFORGE:-$here/build/cli/moeforge}
 ws=$out/ws
+threads=(--threads "${THREADS:-0}")
 mkdir -p "$out"
 if [ ! -f "$ws/models/builtin-tagger.pt" ]; then
   # The workspace and tagger of the real-face quality run, without its training.
@@ -22,7 +24,7 @@ tagger=$ws/models/builtin-tagger.pt
 # The model every arm shares: the quality runs' (G 64 x 8 blocks, D 32 x 1 per stage,
 # batch 32); the arms differ only in the recipe.
 common=(--resolution 64 --steps "$steps" --batch 32 --g-channels 64 --g-blocks 8 --d-channels 32 --d-blocks 1
-        --sample-every 500 --checkpoint-every 500 --keep-snapshots 0)
+        --sample-every 500 --checkpoint-every 500 --keep-snapshots 0 "${threads[@]}")
 off=(--ema-kimg 0 --no-icnr --augment none)
 declare -A arms=(
   [report]="--l-adv -1 ${off[*]}"
@@ -43,8 +45,8 @@ for arm in "${order[@]}"; do
   [ -f "$ws/runs/ab-$arm/checkpoint.pt" ] && resume=(--resume)
   # shellcheck disable=SC2086
   "$mf" train -w "$ws" --run "ab-$arm" "${common[@]}" ${arms[$arm]} "${resume[@]}" --json | tail -1 > "$dir/train.json"
-  "$mf" eval -w "$ws" --run "ab-$arm" --tagger-model "$tagger" --n 2048 --json > "$dir/eval.json"
-  "$mf" sample -w "$ws" --run "ab-$arm" --by hair_color --n 8 --seed 1 --scale 2 -o "$dir/by-hair.png" >/dev/null
+  "$mf" eval -w "$ws" --run "ab-$arm" --tagger-model "$tagger" --n 2048 "${threads[@]}" --json > "$dir/eval.json"
+  "$mf" sample -w "$ws" --run "ab-$arm" --by hair_color --n 8 --seed 1 --scale 2 "${threads[@]}" -o "$dir/by-hair.png" >/dev/null
 done
 python3 - "$out" "${order[@]}" <<'PY'
 import json, sys, os

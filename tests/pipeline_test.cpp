@@ -27,15 +27,25 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface or yunet not on MOEFORGE_MODEL_PATH";
   std::string out = TempDir("demo");
   // A fixed port per test process: the re-run below must see the same source URL.
-  std::string args = "demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3 --port " +
+  // 32 px keeps the test short; the demo's own default is 64.
+  std::string args = "demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3 --resolution 32 --port " +
                      std::to_string(20000 + getpid() % 20000);
   Outcome r = Moeforge(args);
   ASSERT_EQ(r.status, 0) << r.out;
   std::string png = out + "/sample.png";
   EXPECT_NE(r.LastLine().find(png), std::string::npos) << "the closing line says where the grid is: " << r.LastLine();
+  // Its own eval, before the closing line.
+  EXPECT_NE(r.out.find("eval: step 20, 512 generated faces judged by the workspace tagger: hair colour "),
+            std::string::npos)
+      << r.out;
+  // The grid: one row per hair colour of the data, 8 faces a row, enlarged 4x at 32 px,
+  // with a label column on the left.
   cv::Mat grid = cv::imread(png, cv::IMREAD_COLOR);
   ASSERT_FALSE(grid.empty()) << png;
-  EXPECT_GE(grid.cols, 4 * 32);
+  const int tile = 4 * 32 + 4 * 2;
+  EXPECT_GT(grid.cols, 8 * tile) << "no label column";
+  EXPECT_EQ((grid.rows - 8) % tile, 0);
+  EXPECT_GE((grid.rows - 8) / tile, 2) << "fewer than two hair colours";
   cv::Scalar mean, stddev;
   cv::meanStdDev(grid, mean, stddev);
   EXPECT_GT(stddev[0] + stddev[1] + stddev[2], 5.0) << "a flat grid: the generator produced nothing";
