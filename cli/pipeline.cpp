@@ -67,8 +67,9 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
 
   b.Bind("view.enabled", &p->view_enabled);
   b.Bind("view.name", &p->view.name);
-  b.Bind("view.where", &p->view.where_sql);
+  b.Bind("view.where", &p->view.filter);
   b.Bind("view.tagger", &p->view.tagger);
+  b.Bind("view.detector", &p->view.detector);
 
   b.Bind("train.enabled", &p->train_enabled);
   auto& t = p->train;
@@ -138,16 +139,16 @@ Result<std::string> RunPipeline(PipelineConfig p) {
   if (p.view_enabled && p.train_enabled && p.train.view.empty()) {
     MF_ASSIGN_OR_RETURN(auto database, db::OpenWorkspace(ws));
     MF_RETURN_IF_ERROR(db::CreateView(*database, p.view).WithContext("view " + p.view.name));
-    MF_ASSIGN_OR_RETURN(int64_t n, database->QueryInt("SELECT count(*) FROM v_dataset WHERE (" + p.view.where_sql + ")"));
-    MF_ASSIGN_OR_RETURN(int64_t all, database->QueryInt("SELECT count(*) FROM v_dataset"));
+    MF_ASSIGN_OR_RETURN(db::ViewCount n, db::CountView(*database, p.view.name));
     db::StageSummary sum;
     sum.stage = "view";
-    sum.done = n;
-    sum.skipped = all - n;
-    sum.params = {{"name", p.view.name}, {"where", p.view.where_sql}};
-    sum.extra = {{"view", p.view.name}, {"where", p.view.where_sql}};
+    sum.done = n.selected;
+    sum.skipped = n.of - n.selected;
+    sum.params = {{"name", p.view.name}, {"where", p.view.filter}};
+    sum.extra = {{"view", p.view.name}, {"where", p.view.filter}, {"detector", n.detector}, {"tagger", n.tagger}};
     db::PrintSummary(sum, p.json);
-    if (n == 0) return Status::InvalidArgument("view " + p.view.name + " (" + p.view.where_sql + ") has no faces to train on");
+    if (n.selected == 0)
+      return Status::InvalidArgument("view " + p.view.name + " (" + p.view.filter + ") has no faces to train on");
     p.train.view = p.view.name;
   }
   if (p.train_enabled) {
