@@ -212,31 +212,21 @@ class Parser {
 
   Result<Sql> Or(int depth) {
     if (depth > kMaxDepth) return Status::InvalidArgument(At(Peek().pos) + "nested too deeply");
-    MF_ASSIGN_OR_RETURN(Sql left, And(depth));
-    if (!IsKeyword(Peek(), "or")) return left;
-    Sql s;
-    s.Append("(");
-    s.Append(std::move(left));
-    while (IsKeyword(Peek(), "or")) {
-      Next();
-      MF_ASSIGN_OR_RETURN(Sql right, And(depth));
-      s.Append(" OR ");
-      s.Append(std::move(right));
-    }
-    s.Append(")");
-    return s;
+    return Chain(depth, "or", " OR ", &Parser::And);
   }
+  Result<Sql> And(int depth) { return Chain(depth, "and", " AND ", &Parser::Not); }
 
-  Result<Sql> And(int depth) {
-    MF_ASSIGN_OR_RETURN(Sql left, Not(depth));
-    if (!IsKeyword(Peek(), "and")) return left;
+  // operand (KEYWORD operand)*: one operand alone stays as it is, more are parenthesised.
+  Result<Sql> Chain(int depth, const char* keyword, const char* sql_op, Result<Sql> (Parser::*operand)(int)) {
+    MF_ASSIGN_OR_RETURN(Sql left, (this->*operand)(depth));
+    if (!IsKeyword(Peek(), keyword)) return left;
     Sql s;
     s.Append("(");
     s.Append(std::move(left));
-    while (IsKeyword(Peek(), "and")) {
+    while (IsKeyword(Peek(), keyword)) {
       Next();
-      MF_ASSIGN_OR_RETURN(Sql right, Not(depth));
-      s.Append(" AND ");
+      MF_ASSIGN_OR_RETURN(Sql right, (this->*operand)(depth));
+      s.Append(sql_op);
       s.Append(std::move(right));
     }
     s.Append(")");
@@ -248,10 +238,7 @@ class Parser {
     Next();
     if (depth + 1 > kMaxDepth) return Status::InvalidArgument(At(Peek().pos) + "nested too deeply");
     MF_ASSIGN_OR_RETURN(Sql inner, Not(depth + 1));
-    Sql s;
-    s.Append("NOT ");
-    s.Append(std::move(inner));
-    return s;
+    return Negated(std::move(inner), true);
   }
 
   Result<Sql> Primary(int depth) {
@@ -334,11 +321,7 @@ class Parser {
       Next();
       MF_ASSIGN_OR_RETURN(std::vector<Token> values, ValueList());
       MF_ASSIGN_OR_RETURN(Sql s, InList(name, values));
-      if (!negate_in) return s;
-      Sql n;
-      n.Append("NOT ");
-      n.Append(std::move(s));
-      return n;
+      return Negated(std::move(s), negate_in);
     }
     if (Peek().kind == Tok::kOp) {
       Token op = Next();
@@ -480,7 +463,6 @@ class Parser {
     switch (r.kind) {
       case Kind::kColumn: {
         const Column& c = *r.column;
-        Sql s;
         if (c.type == ColType::kNumber) {
           if (value.kind != Tok::kNumber)
             return Status::InvalidArgument(At(value.pos) + name.text + " compares with a number, not '" + value.text + "'");
@@ -493,12 +475,7 @@ class Parser {
       }
       case Kind::kSourceTag: {
         if (!equality) return Status::InvalidArgument(At(op.pos) + "source_tag takes = or !=");
-        Sql s = SourceTag(value);
-        if (op.text == "=") return s;
-        Sql n;
-        n.Append("NOT ");
-        n.Append(std::move(s));
-        return n;
+        return Negated(SourceTag(value), op.text == "!=");
       }
       case Kind::kTag: {
         if (value.kind != Tok::kNumber)
@@ -513,15 +490,18 @@ class Parser {
       case Kind::kGroup: {
         if (!equality) return Status::InvalidArgument(At(op.pos) + name.text + " is a tag group: compare it with = or !=");
         MF_ASSIGN_OR_RETURN(int tag, GroupTag(r.group, value));
-        Sql s = Present(tag);
-        if (op.text == "=") return s;
-        Sql n;
-        n.Append("NOT ");
-        n.Append(std::move(s));
-        return n;
+        return Negated(Present(tag), op.text == "!=");
       }
     }
     return Status::Internal("filter: unhandled name kind");
+  }
+
+  static Sql Negated(Sql s, bool negate) {
+    if (!negate) return s;
+    Sql n;
+    n.Append("NOT ");
+    n.Append(std::move(s));
+    return n;
   }
 
   // A comparison with an unknown (NULL) value is false, so `not` and != select it: the

@@ -224,7 +224,11 @@ CREATE VIEW v_source_tags AS
 SELECT st.post_id AS post_id, s.kind AS source, p.remote_id AS remote_id, st.tag AS tag
 FROM source_tags st JOIN posts p ON p.id = st.post_id JOIN sources s ON s.id = p.source_id;
 
--- What view expressions (db/dataset.h) filter on: v_faces plus quality columns.
+)SQL";
+
+// What view filters (db/filter.h) select from: v_faces plus quality columns. Created by
+// version 1 and again by version 3 over the new v_faces (vf.* picks up its columns).
+const char* kDatasetView = R"SQL(
 CREATE VIEW v_dataset AS
 SELECT vf.*, f.sharpness AS sharpness, f.mono_score AS mono_score, f.pad_frac AS pad_frac,
        p.rating AS rating, i.width AS image_width, i.height AS image_height,
@@ -279,22 +283,13 @@ FROM faces f
 JOIN detectors d ON d.id = f.detector_id
 LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha256 = f.image_sha256)
 LEFT JOIN sources s ON s.id = p.source_id;
-CREATE VIEW v_dataset AS
-SELECT vf.*, f.sharpness AS sharpness, f.mono_score AS mono_score, f.pad_frac AS pad_frac,
-       p.rating AS rating, i.width AS image_width, i.height AS image_height,
-       (SELECT count(*) FROM faces f2 WHERE f2.image_sha256 = f.image_sha256
-          AND f2.detector_id = f.detector_id) AS faces_in_image
-FROM v_faces vf
-JOIN faces f ON f.id = vf.face_id
-LEFT JOIN posts p ON p.id = vf.post_id
-LEFT JOIN images i ON i.sha256 = f.image_sha256;
 )SQL";
 
 std::vector<std::string> Migrations() {
   return {
-      std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views,
+      std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views + kDatasetView,
       kV2TaggerDecisions,
-      kV3PinnedViews,
+      std::string(kV3PinnedViews) + kDatasetView,
   };
 }
 
