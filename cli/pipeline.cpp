@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/options.h"
 #include "core/hash.h"
 
 #include "db/db.h"
@@ -20,57 +21,15 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("workspace", &p->workspace);
   b.Bind("json", &p->json);
 
+  // Each stage's keys are its command's flags (cli/options.h), plus enabled.
   b.Bind("crawl.enabled", &p->crawl_enabled);
-  auto& c = p->crawl;
-  b.Bind("crawl.source", &c.source);
-  b.Bind("crawl.url", &c.url);
-  b.Bind("crawl.tags", &c.tags);
-  b.Bind("crawl.limit", &c.limit);
-  b.Bind("crawl.concurrency", &c.concurrency);
-  b.Bind("crawl.rate", &c.rate);
-  b.Bind("crawl.robots", &c.robots);
-  b.Bind("crawl.contact", &c.user_agent_contact);
-  b.Bind("crawl.labels", &c.labels);
-  b.Bind("crawl.max_bytes", &c.max_bytes);
-  b.Bind("crawl.max_pixels", &c.max_pixels);
-  b.Bind("crawl.near_dup_threshold", &c.near_dup_threshold);
-  b.Bind("crawl.depth", &c.depth);
-  b.Bind("crawl.timeout", &c.timeout_s);
-  b.Bind("crawl.retries", &c.retries);
-  b.Bind("crawl.ca_file", &c.ca_file);
-
+  CrawlOptionTable(&p->crawl).Bind(b);
   b.Bind("detect.enabled", &p->detect_enabled);
-  auto& d = p->detect;
-  b.Bind("detect.detector", &d.detector);
-  b.Bind("detect.model", &d.model);
-  b.Bind("detect.crop_size", &d.crop_sizes);
-  b.Bind("detect.margin", &d.margin);
-  b.Bind("detect.max_pad", &d.max_pad);
-  b.Bind("detect.min_face", &d.min_face);
-  b.Bind("detect.threads", &d.threads);
-  b.Bind("detect.scale_factor", &d.scale_factor);
-  b.Bind("detect.min_neighbors", &d.min_neighbors);
-  b.Bind("detect.score_threshold", &d.score_threshold);
-
+  DetectOptionTable(&p->detect).Bind(b);
   b.Bind("tag_train.enabled", &p->tag_train_enabled);
-  auto& tt = p->tag_train;
-  b.Bind("tag_train.out", &tt.out);
-  b.Bind("tag_train.epochs", &tt.epochs);
-  b.Bind("tag_train.input_size", &tt.input_size);
-  b.Bind("tag_train.batch", &tt.batch);
-  b.Bind("tag_train.threads", &tt.threads);
-  b.Bind("tag_train.val_fraction", &tt.val_fraction);
-  b.Bind("tag_train.lr", &tt.lr);
-  b.Bind("tag_train.width", &tt.width);
-  b.Bind("tag_train.pool", &tt.pool);
-  b.Bind("tag_train.bf16", &tt.bf16);
-  b.Bind("tag_train.seed", &tt.seed);
-  b.Bind("tag_train.schema", &tt.schema);
-
+  TagTrainOptionTable(&p->tag_train).Bind(b);
   b.Bind("tag.enabled", &p->tag_enabled);
-  b.Bind("tag.tagger", &p->tag.tagger);
-  b.Bind("tag.batch", &p->tag.batch);
-  b.Bind("tag.threads", &p->tag.threads);
+  TagOptionTable(&p->tag).Bind(b);
 
   b.Bind("view.enabled", &p->view_enabled);
   b.Bind("view.name", &p->view.name);
@@ -79,32 +38,9 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("view.detector", &p->view.detector);
 
   b.Bind("train.enabled", &p->train_enabled);
-  auto& t = p->train;
-  b.Bind("train.view", &t.view);
-  b.Bind("train.run", &t.run);
-  b.Bind("train.tagger", &t.tagger);
-  b.Bind("train.resolution", &t.resolution);
-  b.Bind("train.steps", &t.steps);
-  b.Bind("train.minutes", &t.minutes);
-  b.Bind("train.batch", &t.batch);
-  b.Bind("train.threads", &t.threads);
-  b.Bind("train.resume", &t.resume);
-  b.Bind("train.g_channels", &t.g_channels);
-  b.Bind("train.g_blocks", &t.g_blocks);
-  b.Bind("train.d_channels", &t.d_channels);
-  b.Bind("train.d_blocks", &t.d_blocks);
-  b.Bind("train.lr", &t.lr);
-  b.Bind("train.l_gp", &t.l_gp);
-  b.Bind("train.l_adv", &t.l_adv);
-  b.Bind("train.checkpoint_every", &t.checkpoint_every);
-  b.Bind("train.sample_every", &t.sample_every);
-  b.Bind("train.seed", &t.seed);
-
+  TrainOptionTable(&p->train).Bind(b);
   b.Bind("sample.enabled", &p->sample_enabled);
-  b.Bind("sample.tags", &p->sample.tags);
-  b.Bind("sample.n", &p->sample.n);
-  b.Bind("sample.seed", &p->sample.seed);
-  b.Bind("sample.out", &p->sample.out);
+  SampleOptionTable(&p->sample).Bind(b);
   MF_RETURN_IF_ERROR(b.Finish());
   if (p->workspace.empty()) return Status::InvalidArgument(cfg.origin() + ": `workspace` is required");
   if (p->crawl_enabled && (p->crawl.source.empty() || p->crawl.url.empty()))

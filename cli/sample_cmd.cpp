@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "trainer/trainer.h"
 
 namespace moeforge::cli {
@@ -13,24 +14,7 @@ Command AddSampleCommand(CLI::App& root) {
   auto ws = std::make_shared<std::string>();
   auto o = std::make_shared<trainer::SampleOptions>();
   app->add_option("-w,--workspace", *ws, "Workspace folder")->required();
-  app->add_option("--run", o->run, "Run name")->required();
-  app->add_option("--tags", o->tags,
-                  "Tags to draw (schema names); exclusive groups not named are drawn from the data, "
-                  "binary tags not named are off")
-      ->capture_default_str();
-  app->add_option("--n", o->n, "Number of images")->capture_default_str();
-  app->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
-  app->add_option("--interpolate-to", o->interpolate_to_seed,
-                  "Second seed: n frames from --seed's noise to this one's, same tags (-1: off)")
-      ->capture_default_str();
-  app->add_option("--columns", o->columns, "Grid columns (0: about sqrt(n); a row for interpolation)")
-      ->capture_default_str();
-  app->add_option("--by", o->by,
-                  "Exclusive group (e.g. hair_color): one labelled row per tag of it, --n images per row, "
-                  "the same noise down each column")
-      ->capture_default_str();
-  app->add_option("--threads", o->threads, "CPU threads (0: all cores)")->capture_default_str();
-  app->add_option("-o,--out", o->out, "Output PNG")->required();
+  SampleOptionTable(o.get()).AddFlags(app);
   return {app, [ws, o]() -> int {
             auto p = trainer::Sample(Workspace(*ws), *o);
             if (!p.ok()) return Fail("sample", p.status());
