@@ -4,6 +4,7 @@
 // fragments; what the user typed reaches SQLite only as bound parameters.
 #include "db/filter.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -146,6 +147,35 @@ std::string ColumnNames() {
   std::string s;
   for (const auto& c : kColumns) s += (s.empty() ? "" : ", ") + std::string(c.name);
   return s;
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'smile'?)" for the closest of `names` within two edits, else "".
+std::string DidYouMean(const std::string& name, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& n : names) {
+    size_t d = EditDistance(name, n);
+    if (d < best_d) {
+      best_d = d;
+      best = n;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
 }
 
 bool IsKeyword(const Token& t, const char* kw) { return t.kind == Tok::kWord && AsciiLower(t.text) == kw; }
@@ -357,8 +387,15 @@ class Parser {
           return Resolved{Kind::kGroup, nullptr, -1, static_cast<int>(g)};
         }
       std::string groups;
-      for (const auto& g : schema.groups()) groups += (groups.empty() ? "" : ", ") + g.name;
-      return Status::InvalidArgument(At(name.pos) + "unknown name '" + name.text + "': not a column (" + ColumnNames() +
+      std::vector<std::string> known = schema.tags();
+      for (const auto& g : schema.groups()) {
+        groups += (groups.empty() ? "" : ", ") + g.name;
+        known.push_back(g.name);
+      }
+      for (const auto& c : kColumns) known.push_back(c.name);
+      known.push_back("source_tag");
+      return Status::InvalidArgument(At(name.pos) + "unknown name '" + name.text + "'" + DidYouMean(name.text, known) +
+                                     ": not a column (" + ColumnNames() +
                                      "), not a tag or tag group (" + groups + ") of tagger " + tagger_->name +
                                      "'s schema " + schema.name() + ", not source_tag");
     }
@@ -368,8 +405,10 @@ class Parser {
     if (looks_like_tag)
       return Status::InvalidArgument(At(name.pos) + "'" + name.text +
                                      "' is a tag, and no tagger has tagged this workspace yet (run `moeforge tag` first)");
-    return Status::InvalidArgument(At(name.pos) + "unknown name '" + name.text + "': not a column (" + ColumnNames() +
-                                   ") nor source_tag");
+    std::vector<std::string> known = {"source_tag"};
+    for (const auto& c : kColumns) known.push_back(c.name);
+    return Status::InvalidArgument(At(name.pos) + "unknown name '" + name.text + "'" + DidYouMean(name.text, known) +
+                                   ": not a column (" + ColumnNames() + ") nor source_tag");
   }
 
   // The face's row of tag `tag` for the tagger: "EXISTS (... AND <cond>)".

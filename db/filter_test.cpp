@@ -145,6 +145,8 @@ TEST(Filter, ErrorsNameTheColumnOfTheBadToken) {
       {"mono_score < 0.5 -- comment", "column 18:", "unexpected '-'"},
       {"0.5x > 1", "column 1:", "neither a number nor a name"},
       {"1girl", "column 1:", "unknown name '1girl'"},
+      {"smil and mono_scor < 1", "column 1:", "unknown name 'smil' (did you mean 'smile'?)"},
+      {"faces_in_imag = 1", "column 1:", "(did you mean 'faces_in_image'?)"},
       {"1 > 0", "column 3:", "starts with a name"},
       {"1e999 > 0", "column 1:", "not a number"},
       {"and smile", "column 1:", "expected a name"},
