@@ -23,23 +23,30 @@ int Show(db::Database& database, const std::string& name, bool json) {
   if (!v.ok()) return Fail("view show", v.status());
   auto count = db::CountView(database, name);
   if (!count.ok()) return Fail("view show", count.status());
-  auto ds = db::LoadDataset(database, name, "");
-  if (!ds.ok()) return Fail("view show", ds.status());
-  const TagSchema& schema = ds->schema;
-  std::vector<int64_t> per_tag(static_cast<size_t>(schema.size()), 0);
-  for (size_t i = 0; i < ds->size(); ++i) {
-    auto tv = ds->TagVector(i);
-    for (size_t k = 0; k < tv.size(); ++k) per_tag[k] += tv[k] > 0.5f ? 1 : 0;
-  }
+  // Before any tagger has run there are counts but no tags to break them down by.
   nlohmann::json groups = nlohmann::json::object();
-  for (const auto& g : schema.groups()) {
-    nlohmann::json tags = nlohmann::json::object();
-    for (const auto& t : g.tags) tags[t] = per_tag[static_cast<size_t>(schema.IndexOf(t))];
-    groups[g.name] = tags;
+  std::vector<TagGroup> schema_groups;
+  std::string tagger;
+  if (!count->tagger.empty()) {
+    auto ds = db::LoadDataset(database, name, "");
+    if (!ds.ok()) return Fail("view show", ds.status());
+    const TagSchema& schema = ds->schema;
+    std::vector<int64_t> per_tag(static_cast<size_t>(schema.size()), 0);
+    for (size_t i = 0; i < ds->size(); ++i) {
+      auto tv = ds->TagVector(i);
+      for (size_t k = 0; k < tv.size(); ++k) per_tag[k] += tv[k] > 0.5f ? 1 : 0;
+    }
+    for (const auto& g : schema.groups()) {
+      nlohmann::json tags = nlohmann::json::object();
+      for (const auto& t : g.tags) tags[t] = per_tag[static_cast<size_t>(schema.IndexOf(t))];
+      groups[g.name] = tags;
+    }
+    schema_groups = schema.groups();
+    tagger = ds->tagger;
   }
   if (json) {
     nlohmann::json j = {{"name", v->name}, {"filter", v->filter}, {"detector", count->detector},
-                        {"tagger", ds->tagger}, {"faces", count->selected}, {"of", count->of},
+                        {"tagger", tagger}, {"faces", count->selected}, {"of", count->of},
                         {"created_at", v->created_at}, {"tags", groups}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -47,7 +54,7 @@ int Show(db::Database& database, const std::string& name, bool json) {
   std::printf("view %s: %lld of %lld faces\n  where   %s\n  %s\n  created %s\n", v->name.c_str(),
               static_cast<long long>(count->selected), static_cast<long long>(count->of),
               v->filter.empty() ? "(every face)" : v->filter.c_str(), Pins(*v).c_str(), v->created_at.c_str());
-  for (const auto& g : schema.groups()) {
+  for (const auto& g : schema_groups) {
     std::printf("  %s%s:", g.name.c_str(), g.exclusive ? " (one of)" : "");
     for (const auto& t : g.tags) std::printf(" %s %lld", t.c_str(), static_cast<long long>(groups[g.name][t].get<int64_t>()));
     std::printf("\n");
