@@ -152,6 +152,40 @@ TEST(Curation, RunThenViewsQueryAndEveryExportFormatReadBack) {
   EXPECT_EQ(Moeforge("view delete -w " + ws + " big").status, 0);
   EXPECT_EQ(Moeforge("view delete -w " + ws + " big").status, 2);
 
+  // Re-tagging with a retrained model of the same name: its rows sit beside the old
+  // version's, and a view pinned to the old version (NAME@SHA256-PREFIX) keeps reading them.
+  std::string old_sha = [&] {
+    Outcome q = Moeforge("query -w " + ws + " \"SELECT DISTINCT tagger_sha256 FROM v_face_tags\"", true);
+    return q.out.substr(q.out.find('\n') + 1, 12);
+  }();
+  ASSERT_EQ(old_sha.size(), 12u);
+  ASSERT_EQ(Moeforge("tag train -w " + ws + " --epochs 1 --seed 99").status, 0);
+  Outcome retag = Moeforge("tag -w " + ws + " --tagger builtin:" + ws + "/models/builtin-tagger.pt --json", true);
+  ASSERT_EQ(retag.status, 0) << retag.out;
+  EXPECT_EQ(LastJson(retag)["done"], QueryInt(ws, "SELECT count(*) FROM faces WHERE crop_path IS NOT NULL"))
+      << "the new version tags every face again";
+  EXPECT_EQ(QueryInt(ws, "SELECT count(DISTINCT tagger_sha256) FROM v_face_tags"), 2);
+  EXPECT_EQ(QueryInt(ws, "SELECT count(DISTINCT tagger) FROM v_face_tags"), 1) << "one name, two versions";
+  ASSERT_EQ(Moeforge("view create -w " + ws + " old_tags --where \"\" --tagger builtin:builtin-tagger@" + old_sha).status, 0);
+  ASSERT_EQ(Moeforge("view create -w " + ws + " new_tags --where \"\"").status, 0);
+  {
+    auto d2 = db::OpenWorkspace(Workspace(ws));
+    ASSERT_TRUE(d2.ok());
+    for (const char* view : {"old_tags", "new_tags"}) {
+      auto v2 = db::GetView(**d2, view);
+      ASSERT_TRUE(v2.ok());
+      auto loaded = db::LoadDataset(**d2, view, "");
+      ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+      ASSERT_GT(loaded->size(), 0u);
+      auto q = (*d2)->Prepare("SELECT score, tagger_sha256 FROM v_face_tags WHERE tagger_id = ? AND face_id = ? AND tag = ?");
+      ASSERT_TRUE(q.ok());
+      q->BindAll(v2->tagger_id, loaded->face_ids[0], loaded->schema.tags()[0]);
+      ASSERT_TRUE(*q->Step());
+      EXPECT_FLOAT_EQ(static_cast<float>(q->Double(0)), loaded->scores[0]) << view;
+      EXPECT_EQ(q->Text(1).substr(0, 12) == old_sha, std::string(view) == "old_tags") << view;
+    }
+  }
+
   // Raw SQL: read-only.
   int64_t faces = QueryInt(ws, "SELECT count(*) FROM v_faces");
   ASSERT_GT(faces, 0);
