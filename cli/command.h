@@ -40,6 +40,7 @@ Command AddDemoCommand(CLI::App& root);        // demo_cmd.cpp
 Command AddRunCommand(CLI::App& root);         // run_cmd.cpp
 Command AddModelsCommand(CLI::App& root);      // models_cmd.cpp
 Command AddViewCommand(CLI::App& root);        // view_cmd.cpp
+Command AddQueryCommand(CLI::App& root);       // query_cmd.cpp
 Command AddExportCommand(CLI::App& root);      // export_cmd.cpp
 Command AddServeCommand(CLI::App& root);       // serve_cmd.cpp
 

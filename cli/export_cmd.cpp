@@ -13,7 +13,7 @@ Command AddExportCommand(CLI::App& root) {
   };
   auto o = std::make_shared<Opts>();
   app->add_option("-w,--workspace", o->ws, "Workspace folder")->required();
-  app->add_option("--view", o->e.view, "View to export (default: every tagged face)");
+  app->add_option("--view", o->e.view, "View to export (default: every tagged face of the newest detector)");
   app->add_option("--tagger", o->e.tagger, "Tagger whose tags to write (default: the view's, else the newest)");
   app->add_option("--format", o->e.format, "Output format")
       ->required()
@@ -22,6 +22,7 @@ Command AddExportCommand(CLI::App& root) {
   app->add_option("--class-group", o->e.class_group, "imagefolder: the exclusive tag group naming the class folders")
       ->capture_default_str();
   app->add_option("--shard-size", o->e.shard_size, "webdataset: samples per tar shard")->capture_default_str();
+  app->add_flag("--all-tags", o->e.all_tags, "captions: after the schema's tags, the tags the site gave the post");
   app->add_flag("--json", o->json, "Print the summary as one JSON object");
   return {app, [o]() -> int {
             auto s = exporter::Export(Workspace(o->ws), o->e);

@@ -1,7 +1,15 @@
 #include "cli/pipeline.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/options.h"
+#include "core/hash.h"
 
 #include "db/db.h"
 #include "db/stage_run.h"
@@ -13,105 +21,26 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   b.Bind("workspace", &p->workspace);
   b.Bind("json", &p->json);
 
+  // Each stage's keys are its command's flags (cli/options.h), plus enabled.
   b.Bind("crawl.enabled", &p->crawl_enabled);
-  auto& c = p->crawl;
-  b.Bind("crawl.source", &c.source);
-  b.Bind("crawl.url", &c.url);
-  b.Bind("crawl.tags", &c.tags);
-  b.Bind("crawl.limit", &c.limit);
-  b.Bind("crawl.concurrency", &c.concurrency);
-  b.Bind("crawl.rate", &c.rate);
-  b.Bind("crawl.robots", &c.robots);
-  b.Bind("crawl.contact", &c.user_agent_contact);
-  b.Bind("crawl.labels", &c.labels);
-  b.Bind("crawl.max_bytes", &c.max_bytes);
-  b.Bind("crawl.max_pixels", &c.max_pixels);
-  b.Bind("crawl.near_dup_threshold", &c.near_dup_threshold);
-  b.Bind("crawl.depth", &c.depth);
-  b.Bind("crawl.timeout", &c.timeout_s);
-  b.Bind("crawl.retries", &c.retries);
-  b.Bind("crawl.ca_file", &c.ca_file);
-
+  CrawlOptionTable(&p->crawl).Bind(b);
   b.Bind("detect.enabled", &p->detect_enabled);
-  auto& d = p->detect;
-  b.Bind("detect.detector", &d.detector);
-  b.Bind("detect.model", &d.model);
-  b.Bind("detect.crop_size", &d.crop_sizes);
-  b.Bind("detect.margin", &d.margin);
-  b.Bind("detect.max_pad", &d.max_pad);
-  b.Bind("detect.min_face", &d.min_face);
-  b.Bind("detect.threads", &d.threads);
-  b.Bind("detect.scale_factor", &d.scale_factor);
-  b.Bind("detect.min_neighbors", &d.min_neighbors);
-  b.Bind("detect.score_threshold", &d.score_threshold);
-
+  DetectOptionTable(&p->detect).Bind(b);
   b.Bind("tag_train.enabled", &p->tag_train_enabled);
-  auto& tt = p->tag_train;
-  b.Bind("tag_train.out", &tt.out);
-  b.Bind("tag_train.epochs", &tt.epochs);
-  b.Bind("tag_train.input_size", &tt.input_size);
-  b.Bind("tag_train.batch", &tt.batch);
-  b.Bind("tag_train.threads", &tt.threads);
-  b.Bind("tag_train.val_fraction", &tt.val_fraction);
-  b.Bind("tag_train.lr", &tt.lr);
-  b.Bind("tag_train.width", &tt.width);
-  b.Bind("tag_train.pool", &tt.pool);
-  b.Bind("tag_train.bf16", &tt.bf16);
-  b.Bind("tag_train.seed", &tt.seed);
-  b.Bind("tag_train.schema", &tt.schema);
-
+  TagTrainOptionTable(&p->tag_train).Bind(b);
   b.Bind("tag.enabled", &p->tag_enabled);
-  b.Bind("tag.tagger", &p->tag.tagger);
-  b.Bind("tag.batch", &p->tag.batch);
-  b.Bind("tag.threads", &p->tag.threads);
+  TagOptionTable(&p->tag).Bind(b);
 
   b.Bind("view.enabled", &p->view_enabled);
   b.Bind("view.name", &p->view.name);
-  b.Bind("view.where", &p->view.where_sql);
+  b.Bind("view.where", &p->view.filter);
   b.Bind("view.tagger", &p->view.tagger);
+  b.Bind("view.detector", &p->view.detector);
 
   b.Bind("train.enabled", &p->train_enabled);
-  auto& t = p->train;
-  b.Bind("train.view", &t.view);
-  b.Bind("train.run", &t.run);
-  b.Bind("train.tagger", &t.tagger);
-  b.Bind("train.resolution", &t.resolution);
-  b.Bind("train.steps", &t.steps);
-  b.Bind("train.minutes", &t.minutes);
-  b.Bind("train.batch", &t.batch);
-  b.Bind("train.threads", &t.threads);
-  b.Bind("train.resume", &t.resume);
-  b.Bind("train.g_channels", &t.g_channels);
-  b.Bind("train.g_blocks", &t.g_blocks);
-  b.Bind("train.d_channels", &t.d_channels);
-  b.Bind("train.d_blocks", &t.d_blocks);
-  b.Bind("train.lr", &t.lr);
-  b.Bind("train.lr_d", &t.lr_d);
-  b.Bind("train.beta1", &t.beta1);
-  b.Bind("train.beta2", &t.beta2);
-  b.Bind("train.z_dim", &t.z_dim);
-  b.Bind("train.ema_kimg", &t.ema_kimg);
-  b.Bind("train.ema_rampup", &t.ema_rampup);
-  b.Bind("train.icnr", &t.icnr);
-  b.Bind("train.augment", &t.augment);
-  b.Bind("train.snapshot_every", &t.snapshot_every);
-  b.Bind("train.keep_snapshots", &t.keep_snapshots);
-  b.Bind("train.bf16", &t.bf16);
-  b.Bind("train.memory_format", &t.memory_format);
-  b.Bind("train.l_gp", &t.l_gp);
-  b.Bind("train.l_adv", &t.l_adv);
-  b.Bind("train.checkpoint_every", &t.checkpoint_every);
-  b.Bind("train.sample_every", &t.sample_every);
-  b.Bind("train.seed", &t.seed);
-
+  TrainOptionTable(&p->train).Bind(b);
   b.Bind("sample.enabled", &p->sample_enabled);
-  b.Bind("sample.tags", &p->sample.tags);
-  b.Bind("sample.n", &p->sample.n);
-  b.Bind("sample.seed", &p->sample.seed);
-  b.Bind("sample.out", &p->sample.out);
-  b.Bind("sample.by", &p->sample.by);
-  b.Bind("sample.truncation", &p->sample.truncation);
-  b.Bind("sample.scale", &p->sample.scale);
+  SampleOptionTable(&p->sample).Bind(b);
   MF_RETURN_IF_ERROR(b.Finish());
   if (p->workspace.empty()) return Status::InvalidArgument(cfg.origin() + ": `workspace` is required");
   if (p->crawl_enabled && (p->crawl.source.empty() || p->crawl.url.empty()))
@@ -119,32 +48,107 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   return Status::Ok();
 }
 
+namespace {
+
+// The stages in order, named as their TOML tables, for --from and --until.
+const std::vector<std::string> kStages = {"crawl", "detect", "tag_train", "tag", "view", "train", "sample"};
+
+Result<size_t> StageIndex(const std::string& name, const char* flag) {
+  std::string n = name;
+  std::replace(n.begin(), n.end(), '-', '_');
+  for (size_t i = 0; i < kStages.size(); ++i)
+    if (kStages[i] == n) return i;
+  std::string all;
+  for (const auto& st : kStages) all += (all.empty() ? "" : ", ") + st;
+  return Status::InvalidArgument(std::string(flag) + " '" + name + "': not a stage (" + all + ")");
+}
+
+// What the built-in tagger would be trained from: its parameters and the faces and source
+// tags it reads. Equal hashes mean retraining would give the same model, so a re-run
+// skips it.
+Result<std::string> TagTrainInputsHash(db::Database& db, const tagger::TagTrainOptions& o) {
+  Sha256 h;
+  nlohmann::json params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch},
+                           {"val_fraction", o.val_fraction}, {"lr", o.lr}, {"width", o.width},
+                           {"pool", o.pool}, {"bf16", o.bf16}, {"seed", o.seed}, {"schema", o.schema},
+                           {"detector", o.detector}, {"max_faces", o.max_faces}};
+  std::string text = params.dump() + "\n";
+  h.Update(text.data(), text.size());
+  for (const char* sql : {"SELECT f.id || ' ' || f.detector_id || ' ' || f.image_sha256 || ' ' || coalesce(f.crop_path, '') "
+                          "FROM faces f ORDER BY f.id",
+                          "SELECT p.id || ' ' || coalesce(p.image_sha256, '') || ' ' || st.tag FROM source_tags st "
+                          "JOIN posts p ON p.id = st.post_id ORDER BY p.id, st.tag"}) {
+    MF_ASSIGN_OR_RETURN(db::Stmt st, db.Prepare(sql));
+    while (true) {
+      MF_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      std::string line = st.Text(0) + "\n";
+      h.Update(line.data(), line.size());
+    }
+  }
+  return h.HexDigest();
+}
+
+std::string InputsPath(const std::string& model) { return model + ".inputs-sha256"; }
+
+}  // namespace
+
 Result<std::string> RunPipeline(PipelineConfig p) {
+  size_t from = 0, until = kStages.size() - 1;
+  if (!p.from.empty()) {
+    MF_ASSIGN_OR_RETURN(from, StageIndex(p.from, "--from"));
+  }
+  if (!p.until.empty()) {
+    MF_ASSIGN_OR_RETURN(until, StageIndex(p.until, "--until"));
+  }
+  if (from > until) return Status::InvalidArgument("--from " + p.from + " comes after --until " + p.until);
   Workspace ws(p.workspace);
   {
     auto database = db::OpenWorkspace(ws, /*create=*/true);
     if (!database.ok()) return database.status();
   }
+  auto runs = [&](const char* stage, bool enabled) {
+    size_t i = *StageIndex(stage, "");
+    return enabled && i >= from && i <= until;
+  };
+  std::vector<db::StageSummary> done;
   auto report = [&](const char* stage, const Result<db::StageSummary>& r) -> Status {
     if (!r.ok()) return r.status().WithContext(stage);
     db::PrintSummary(*r, p.json);
+    done.push_back(*r);
     return Status::Ok();
   };
-  if (p.crawl_enabled) {
+  if (runs("crawl", p.crawl_enabled)) {
     p.crawl.json = p.json;
     MF_RETURN_IF_ERROR(report("crawl", crawler::Crawl(ws, p.crawl)));
   }
-  if (p.detect_enabled) {
+  if (runs("detect", p.detect_enabled)) {
     p.detect.json = p.json;
     MF_RETURN_IF_ERROR(report("detect", detector::Detect(ws, p.detect)));
   }
   if (p.tag_train_enabled) {
+    // The model tag_train writes is the tagger even when --from skips its training.
     if (p.tag_train.out.empty()) p.tag_train.out = ws.models_dir() + "/builtin-tagger.pt";
-    p.tag_train.json = p.json;
-    MF_RETURN_IF_ERROR(report("tag train", tagger::TrainTagger(ws, p.tag_train)));
     if (p.tag.tagger.empty()) p.tag.tagger = "builtin:" + p.tag_train.out;
   }
-  if (p.tag_enabled) {
+  if (runs("tag_train", p.tag_train_enabled)) {
+    p.tag_train.json = p.json;
+    MF_ASSIGN_OR_RETURN(auto database, db::OpenWorkspace(ws));
+    MF_ASSIGN_OR_RETURN(std::string inputs, TagTrainInputsHash(*database, p.tag_train));
+    auto recorded = ReadFile(InputsPath(p.tag_train.out));
+    if (std::filesystem::exists(p.tag_train.out) && recorded.ok() && *recorded == inputs + "\n") {
+      db::StageSummary sum;
+      sum.stage = "tag-train";
+      sum.skipped = 1;
+      sum.extra = {{"model", p.tag_train.out}, {"reason", "its training data and parameters are unchanged"}};
+      MF_RETURN_IF_ERROR(report("tag train", sum));
+    } else {
+      MF_RETURN_IF_ERROR(report("tag train", tagger::TrainTagger(ws, p.tag_train)));
+      std::string line = inputs + "\n";
+      MF_RETURN_IF_ERROR(WriteFileAtomic(InputsPath(p.tag_train.out), line.data(), line.size()));
+    }
+  }
+  if (runs("tag", p.tag_enabled)) {
     if (p.tag.tagger.empty())
       return Status::InvalidArgument("[tag] needs a tagger (builtin:MODEL|wd14:DIR|i2v:DIR) when tag_train is off");
     p.tag.json = p.json;
@@ -152,28 +156,74 @@ Result<std::string> RunPipeline(PipelineConfig p) {
   }
   if (p.view_enabled && p.train_enabled && p.train.view.empty()) {
     MF_ASSIGN_OR_RETURN(auto database, db::OpenWorkspace(ws));
-    MF_RETURN_IF_ERROR(db::CreateView(*database, p.view).WithContext("view " + p.view.name));
-    MF_ASSIGN_OR_RETURN(int64_t n, database->QueryInt("SELECT count(*) FROM v_dataset WHERE (" + p.view.where_sql + ")"));
-    MF_ASSIGN_OR_RETURN(int64_t all, database->QueryInt("SELECT count(*) FROM v_dataset"));
-    db::StageSummary sum;
-    sum.stage = "view";
-    sum.done = n;
-    sum.skipped = all - n;
-    sum.params = {{"name", p.view.name}, {"where", p.view.where_sql}};
-    sum.extra = {{"view", p.view.name}, {"where", p.view.where_sql}};
-    db::PrintSummary(sum, p.json);
-    if (n == 0) return Status::InvalidArgument("view " + p.view.name + " (" + p.view.where_sql + ") has no faces to train on");
-    p.train.view = p.view.name;
+    if (runs("view", true)) {
+      MF_RETURN_IF_ERROR(db::CreateView(*database, p.view).WithContext("view " + p.view.name));
+      MF_ASSIGN_OR_RETURN(db::ViewCount n, db::CountView(*database, p.view.name));
+      db::StageSummary sum;
+      sum.stage = "view";
+      sum.done = n.selected;
+      sum.skipped = n.of - n.selected;
+      sum.params = {{"name", p.view.name}, {"where", p.view.filter}};
+      sum.extra = {{"view", p.view.name}, {"where", p.view.filter}, {"detector", n.detector}, {"tagger", n.tagger}};
+      MF_RETURN_IF_ERROR(report("view", sum));
+      if (n.selected == 0)
+        return Status::InvalidArgument("view " + p.view.name + " (" + p.view.filter + ") has no faces to train on");
+      p.train.view = p.view.name;
+    } else if (db::GetView(*database, p.view.name).ok()) {
+      p.train.view = p.view.name;  // --from train: the view an earlier run made
+    }
   }
-  if (p.train_enabled) {
+  std::string run_dir;
+  if (runs("train", p.train_enabled)) {
     p.train.json = p.json;
+    // A run found is continued to the configured steps, a run not found is started:
+    // `moeforge run` is re-run to finish what it began.
+    p.train.resume = std::filesystem::exists(ws.runs_dir() + "/" + p.train.run + "/config.json");
     MF_RETURN_IF_ERROR(report("train", trainer::Train(ws, p.train)));
+    run_dir = ws.runs_dir() + "/" + p.train.run;
   }
-  if (!p.sample_enabled) return std::string();
-  if (p.sample.run.empty()) p.sample.run = p.train.run;
-  if (p.sample.out.empty()) p.sample.out = "sample.png";
-  if (!std::filesystem::path(p.sample.out).is_absolute()) p.sample.out = ws.root() + "/" + p.sample.out;
-  return trainer::Sample(ws, p.sample);
+  std::string grid;
+  if (runs("sample", p.sample_enabled)) {
+    if (p.sample.run.empty()) p.sample.run = p.train.run;
+    if (p.sample.out.empty()) p.sample.out = "sample.png";
+    if (!std::filesystem::path(p.sample.out).is_absolute()) p.sample.out = ws.root() + "/" + p.sample.out;
+    auto t0 = std::chrono::steady_clock::now();
+    MF_ASSIGN_OR_RETURN(grid, trainer::Sample(ws, p.sample));
+    db::StageSummary sum;
+    sum.stage = "sample";
+    sum.done = p.sample.n;
+    sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sum.extra = {{"out", grid}};
+    MF_RETURN_IF_ERROR(report("sample", sum));
+  }
+  PrintRunReport(done, ws.root(), run_dir, grid, p.json);
+  return grid;
+}
+
+void PrintRunReport(const std::vector<db::StageSummary>& stages, const std::string& workspace,
+                    const std::string& run_dir, const std::string& grid, bool json) {
+  nlohmann::json j = {{"stage", "run"}, {"workspace", workspace}, {"stages", nlohmann::json::array()}};
+  std::string text = "run report (workspace " + workspace + "):\n";
+  double total = 0;
+  for (const auto& s : stages) {
+    j["stages"].push_back(s.ToJson());
+    total += s.seconds;
+    text += fmt::format("  {:<10} {:>7} done {:>6} skipped {:>5} failed {:>8.1f} s {:>9.1f}/s\n", s.stage, s.done,
+                        s.skipped, s.failed, s.seconds, s.rate());
+  }
+  j["seconds"] = total;
+  text += fmt::format("  total: {:.1f} s\n", total);
+  if (!run_dir.empty()) {
+    j["run_dir"] = run_dir;
+    text += "  run: " + run_dir + "\n";
+  }
+  if (!grid.empty()) {
+    j["sample"] = grid;
+    text += "  sample grid: " + grid + "\n";
+  }
+  if (json) std::printf("%s\n", j.dump().c_str());
+  else std::printf("%s", text.c_str());
+  std::fflush(stdout);
 }
 
 }  // namespace moeforge::cli

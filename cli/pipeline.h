@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/status.h"
@@ -37,14 +38,26 @@ struct PipelineConfig {
   bool sample_enabled = true;
   trainer::SampleOptions sample;  // sample.out relative paths are under the workspace
   bool json = false;
+  // Run only the stages from `from` to `until` (crawl detect tag_train tag view train
+  // sample; "" = the first / the last).
+  std::string from;
+  std::string until;
 };
 
 // Reads [crawl] [detect] [tag_train] [tag] [view] [train] [sample] tables (keys named as the
 // command-line flags, with '_' for '-') and `workspace`; unknown keys are errors.
 Status BindPipelineConfig(const Config& cfg, PipelineConfig* p);
 
-// Runs the enabled stages in order, printing each stage's summary; returns the path
-// of the sample grid (empty when sampling is off).
+// Runs the enabled stages in order, printing each stage's summary and, last, a report of
+// every stage and where the results are; returns the path of the sample grid (empty when
+// sampling is off). Re-running continues: each stage does only what is not done, the
+// built-in tagger is retrained only when its training data or parameters changed (their
+// hash sits beside the model), and a training run found is resumed to train.steps.
 Result<std::string> RunPipeline(PipelineConfig p);
+
+// The closing report: one line per stage run (counts, seconds, rate), the workspace, the
+// training run's folder and the sample grid; with `json` one JSON object.
+void PrintRunReport(const std::vector<db::StageSummary>& stages, const std::string& workspace,
+                    const std::string& run_dir, const std::string& grid, bool json);
 
 }  // namespace moeforge::cli

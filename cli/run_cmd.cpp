@@ -12,10 +12,13 @@ Command AddRunCommand(CLI::App& root) {
   struct Opts {
     std::string config;
     std::vector<std::string> overrides;
+    std::string from, until;
   };
   auto o = std::make_shared<Opts>();
   app->add_option("CONFIG", o->config, "TOML config file")->required();
   app->add_option("--set", o->overrides, "Override a config key, e.g. --set train.steps=200 (repeatable)");
+  app->add_option("--from", o->from, "Start at this stage (crawl detect tag_train tag view train sample)");
+  app->add_option("--until", o->until, "Stop after this stage");
   return {app, [o]() -> int {
             auto cfg = Config::Load(o->config);
             if (!cfg.ok()) return Fail("run", cfg.status());
@@ -26,6 +29,8 @@ Command AddRunCommand(CLI::App& root) {
             PipelineConfig p;
             Status s = BindPipelineConfig(*cfg, &p);
             if (!s.ok()) return Fail("run", s);
+            p.from = o->from;
+            p.until = o->until;
             auto out = RunPipeline(p);
             if (!out.ok()) return Fail("run", out.status());
             if (!out->empty()) std::printf("run: done; sample grid at %s\n", out->c_str());

@@ -1,13 +1,14 @@
-// Datasets: which faces a stage trains on, and the tag vectors it trains with. A named
-// view is a reusable filter (`moeforge view create -w WS NAME --where EXPR`): EXPR is an
-// SQL expression over the columns of v_dataset (v_faces' columns plus sharpness,
-// mono_score, pad_frac, rating, image_width, image_height, faces_in_image), e.g.
-//   "crop_size >= 64 AND mono_score < 0.2 AND faces_in_image = 1"
-// Tag conditions go through v_face_tags, e.g.
-//   "face_id IN (SELECT face_id FROM v_face_tags WHERE tag = 'hat' AND score > 0.5)".
+// Datasets: which faces a stage trains on or exports, and the tag vectors it uses. A
+// named view (`moeforge view create -w WS NAME --where FILTER`) is a reusable filter in
+// the filter language of db/filter.h (docs/filters.md), e.g.
+//   "face_size >= 64 and mono_score < 0.2 and faces_in_image = 1 and not glasses"
+// A view pins one detector and one tagger version (the newest when it is created unless
+// named), so a face detected by two detectors, or tagged by two taggers, enters a
+// dataset once, and re-tagging does not change what an existing view means.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,20 @@ namespace moeforge::db {
 
 struct ViewInfo {
   std::string name;
-  std::string where_sql;
-  std::string tagger;  // empty: the newest tagger
+  std::string filter;      // filter-language text ("" selects every face)
+  std::string tagger;      // to create: the tagger to pin, NAME or NAME@SHA256-PREFIX ("" = newest);
+                           // as read: the pinned tagger's name ("" = none had run: newest at load)
   std::string created_at;
+  std::string detector = std::string();  // like tagger, for the detector (e.g. cascade:lbpcascade_animeface)
+  int64_t tagger_id = 0;                 // as read: the pinned rows (0: none)
+  int64_t detector_id = 0;
 };
 
-// Creates or replaces a view after checking that EXPR compiles and runs.
+// Creates or replaces a view after compiling its filter against the tagger it pins.
 Status CreateView(Database& db, const ViewInfo& view);
 Result<ViewInfo> GetView(Database& db, const std::string& name);
 Result<std::vector<ViewInfo>> ListViews(Database& db);
+Status DeleteView(Database& db, const std::string& name);
 
 struct TaggerInfo {
   int64_t id = 0;
@@ -37,6 +43,7 @@ struct TaggerInfo {
   std::vector<float> thresholds;  // per schema tag; 0.5 where the tagger recorded none
 };
 // The tagger called `name` (the newest such row), or the newest tagger when empty.
+// `name` may end in @PREFIX of the model's SHA-256 to pick one version of a tagger.
 Result<TaggerInfo> FindTagger(Database& db, const std::string& name);
 
 struct Dataset {
@@ -52,7 +59,18 @@ struct Dataset {
 };
 
 // The faces of `view` ("" = every face) that `tagger` ("" = the view's tagger, else the
-// newest) has scored, in face_id order.
+// newest) has scored, of the view's detector (the newest detector for ""), in face_id
+// order.
 Result<Dataset> LoadDataset(Database& db, const std::string& view, const std::string& tagger);
+
+struct ViewCount {
+  int64_t selected = 0;  // faces LoadDataset(view) returns
+  int64_t of = 0;        // the faces it chooses from: the detector's, with a crop, tagged when a tagger has run
+  std::string detector;  // the detector and tagger counted with ("" when none has run)
+  std::string tagger;
+};
+// Counts what `view` selects without loading it (the one count behind view list, the
+// pipeline's view step and export's summary). Works before any tagger has run.
+Result<ViewCount> CountView(Database& db, const std::string& view);
 
 }  // namespace moeforge::db

@@ -224,7 +224,11 @@ CREATE VIEW v_source_tags AS
 SELECT st.post_id AS post_id, s.kind AS source, p.remote_id AS remote_id, st.tag AS tag
 FROM source_tags st JOIN posts p ON p.id = st.post_id JOIN sources s ON s.id = p.source_id;
 
--- What view expressions (db/dataset.h) filter on: v_faces plus quality columns.
+)SQL";
+
+// What view filters (db/filter.h) select from: v_faces plus quality columns. Created by
+// version 1 and again by version 3 over the new v_faces (vf.* picks up its columns).
+const char* kDatasetView = R"SQL(
 CREATE VIEW v_dataset AS
 SELECT vf.*, f.sharpness AS sharpness, f.mono_score AS mono_score, f.pad_frac AS pad_frac,
        p.rating AS rating, i.width AS image_width, i.height AS image_height,
@@ -259,10 +263,33 @@ FROM face_tags ft JOIN taggers t ON t.id = ft.tagger_id
 LEFT JOIN tagger_thresholds th ON th.tagger_id = ft.tagger_id AND th.tag = ft.tag;
 )SQL";
 
+// Version 3: views speak the filter language (db/filter.h) instead of SQL, and pin the
+// detector and tagger version they were made with, so two detect runs do not put a face
+// in a dataset twice and a re-tag does not silently change a view. v_faces gains the
+// detector's row id and model hash at its end (the stable columns stay first) so a view
+// can name one detector version; v_dataset is rebuilt over it.
+const char* kV3PinnedViews = R"SQL(
+ALTER TABLE views RENAME COLUMN where_sql TO filter_text;  -- the filter language, not SQL
+ALTER TABLE views ADD COLUMN detector_id INTEGER REFERENCES detectors(id);  -- NULL: newest at load
+ALTER TABLE views ADD COLUMN tagger_id INTEGER REFERENCES taggers(id);      -- NULL: newest at load
+DROP VIEW v_dataset;
+DROP VIEW v_faces;
+CREATE VIEW v_faces AS
+SELECT f.id AS face_id, p.id AS post_id, s.kind AS source, p.remote_id AS remote_id,
+       f.image_sha256 AS image_sha256, f.x AS x, f.y AS y, f.w AS w, f.h AS h,
+       f.score AS score, d.name AS detector, f.crop_path AS crop_path, f.crop_size AS crop_size,
+       d.id AS detector_id, d.model_sha256 AS detector_sha256
+FROM faces f
+JOIN detectors d ON d.id = f.detector_id
+LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha256 = f.image_sha256)
+LEFT JOIN sources s ON s.id = p.source_id;
+)SQL";
+
 std::vector<std::string> Migrations() {
   return {
-      std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views,
+      std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views + kDatasetView,
       kV2TaggerDecisions,
+      std::string(kV3PinnedViews) + kDatasetView,
   };
 }
 
