@@ -51,6 +51,7 @@ class ServerTest : public ::testing::Test {
     o.d_blocks = 1;
     o.threads = 1;
     o.checkpoint_every = 2;
+    o.snapshot_every = 2;
     o.sample_every = 1000;
     auto sum = trainer::Train(Workspace(*root_), o);
     ASSERT_TRUE(sum.ok()) << sum.status().ToString();
@@ -191,6 +192,20 @@ TEST_F(ServerTest, SampleIsAPngGridThatFollowsSeedAndTags) {
     for (const auto& e : fs::directory_iterator(tmp)) ADD_FAILURE() << "left behind: " << e.path();
 }
 
+// The run keeps a snapshot of step 2: it can be served, and truncation 0 gives every
+// noise one face for one set of tags.
+TEST_F(ServerTest, SnapshotsAndTruncationCanBeAskedFor) {
+  auto snap = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=7&n=2&snapshot=2");
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->status, 200) << snap->body;
+  auto t0 = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=7&n=2&truncation=0");
+  ASSERT_TRUE(t0);
+  ASSERT_EQ(t0->status, 200) << t0->body;
+  cv::Mat grid = cv::imdecode(std::vector<uchar>(t0->body.begin(), t0->body.end()), cv::IMREAD_COLOR);
+  ASSERT_EQ(grid.cols, 2 * 34 + 2);
+  EXPECT_EQ(cv::norm(grid(cv::Rect(2, 2, 32, 32)), grid(cv::Rect(36, 2, 32, 32)), cv::NORM_L1), 0.0);
+}
+
 TEST_F(ServerTest, NoSeedDrawsOneAndReportsIt) {
   auto r = Get("/api/sample.png?run=tiny&n=1");
   ASSERT_TRUE(r);
@@ -236,6 +251,10 @@ TEST_F(ServerTest, BadRequestsAnswer400WithAMessage) {
       {"/api/sample.png?run=tiny&n=abc", 400, "'n' must be a whole number"},
       {"/api/sample.png?run=tiny&seed=-1", 400, "'seed' must be a whole number"},
       {"/api/sample.png?run=tiny&seed=99999999999999999999", 400, "'seed' is out of range"},
+      {"/api/sample.png?run=tiny&n=1&snapshot=99", 400, "has no snapshot of step 99"},
+      {"/api/sample.png?run=tiny&n=1&snapshot=x", 400, "'snapshot' must be a whole number"},
+      {"/api/sample.png?run=tiny&n=1&truncation=3", 400, "truncation must be a number in [0, 2]"},
+      {"/api/sample.png?run=tiny&n=1&truncation=0.5x", 400, "truncation must be a number in [0, 2]"},
       {"/api/schema?run=nope", 400, "run 'nope' has no"},
       {"/api/schema", 400, "missing parameter 'run'"},
       {"/no/such/page", 404, "no such page"},
