@@ -215,12 +215,17 @@ TEST(GanTest, EmaUpdateFollowsItsFormula) {
   EmaUpdate(*ema, *g, beta);
   auto ep = ema->parameters(), gp = g->parameters();
   ASSERT_EQ(ep.size(), gp.size());
-  for (size_t i = 0; i < ep.size(); ++i)
+  for (size_t i = 0; i < ep.size(); ++i) {
     EXPECT_TRUE(torch::allclose(ep[i], beta * before[i] + (1 - beta) * gp[i], 1e-6, 1e-7)) << "parameter " << i;
+  }
   auto eb = ema->buffers(), gb = g->buffers();
-  for (size_t i = 0; i < eb.size(); ++i) EXPECT_TRUE(torch::equal(eb[i], gb[i])) << "buffer " << i;
+  for (size_t i = 0; i < eb.size(); ++i) {
+    EXPECT_TRUE(torch::equal(eb[i], gb[i])) << "buffer " << i;
+  }
   EmaUpdate(*ema, *g, 0.0);
-  for (size_t i = 0; i < ep.size(); ++i) EXPECT_TRUE(torch::equal(ema->parameters()[i], gp[i]));
+  for (size_t i = 0; i < ep.size(); ++i) {
+    EXPECT_TRUE(torch::equal(ema->parameters()[i], gp[i]));
+  }
 }
 
 TEST(GanTest, EmaBetaHalvesPerHalfLifeAndRampsUp) {
@@ -500,7 +505,9 @@ TEST(EvalMetricsTest, LabelFidelityOfLabelledFacesIsTheJudgesAccuracy) {
     }
   }
   auto perfect = LabelFidelity(schema, schema, thresholds, probs, own);
-  for (auto& [group, value] : perfect.items()) EXPECT_DOUBLE_EQ(value.get<double>(), 1.0) << group;
+  for (auto& [group, value] : perfect.items()) {
+    EXPECT_DOUBLE_EQ(value.get<double>(), 1.0) << group;
+  }
   auto wrong = LabelFidelity(schema, schema, thresholds, probs, next);
   EXPECT_DOUBLE_EQ(wrong["hair_color"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(wrong["eye_color"].get<double>(), 0.0);
