@@ -193,7 +193,7 @@ TEST(GanTest, TrainStepLowersTheLossOnAFixedBatch) {
   auto real = torch::rand({8, 3, 32, 32}) * 2 - 1;
   auto real_tags = (torch::rand({8, c.tags}) > 0.5).to(torch::kFloat);
   auto z = torch::randn({8, c.z_dim});
-  StepConfig sc{double(c.tags), 0.5, false};
+  StepConfig sc{double(c.tags), 0.5, false, {}};
   auto first = TrainStep(g, d, og, od, real, real_tags, z, real_tags, sc);
   StepLosses last;
   for (int i = 0; i < 15; ++i) last = TrainStep(g, d, og, od, real, real_tags, z, real_tags, sc);
@@ -369,7 +369,9 @@ TEST(TagSamplerTest, OneTagPerExclusiveGroupAtTheDataFrequencies) {
     for (const auto& g : schema.groups()) {
       int on = 0;
       for (size_t i = 0; i < g.tags.size(); ++i) on += v[start + i] > 0.5f;
-      if (g.exclusive) ASSERT_EQ(on, 1) << g.name;
+      if (g.exclusive) {
+        ASSERT_EQ(on, 1) << g.name;
+      }
       start += static_cast<int>(g.tags.size());
     }
     blonde += v[schema.IndexOf("blonde_hair")] > 0.5f;
