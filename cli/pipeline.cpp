@@ -49,6 +49,10 @@ Status BindPipelineConfig(const Config& cfg, PipelineConfig* p) {
   auto& tt = p->tag_train;
   b.Bind("tag_train.out", &tt.out);
   b.Bind("tag_train.epochs", &tt.epochs);
+  b.Bind("tag_train.patience", &tt.patience);
+  b.Bind("tag_train.multi_character", &tt.multi_character);
+  b.Bind("tag_train.augment", &tt.augment);
+  b.Bind("tag_train.label_smoothing", &tt.label_smoothing);
   b.Bind("tag_train.input_size", &tt.input_size);
   b.Bind("tag_train.batch", &tt.batch);
   b.Bind("tag_train.threads", &tt.threads);

@@ -30,7 +30,16 @@ Command AddTagCommand(CLI::App& root) {
   auto t = std::make_shared<tagger::TagTrainOptions>();
   train->add_option("-w,--workspace", *tws, "Workspace folder")->required();
   train->add_option("--out", t->out, "Model file (default: WS/models/builtin-tagger.pt)");
-  train->add_option("--epochs", t->epochs, "Training epochs")->capture_default_str();
+  train->add_option("--epochs", t->epochs, "The most training epochs")->capture_default_str();
+  train->add_option("--patience", t->patience,
+                    "Stop after this many epochs without a better validation score (0 = never); the best epoch is kept")
+      ->capture_default_str();
+  train->add_flag("--multi-character,!--no-multi-character", t->multi_character,
+                  "Also learn from faces of multi-character posts (negatives for the tags the post lacks)")
+      ->capture_default_str();
+  train->add_flag("--augment,!--no-augment", t->augment, "Flip, zoom and shift training crops")->capture_default_str();
+  train->add_option("--label-smoothing", t->label_smoothing, "Binary targets pulled this far towards 0.5")
+      ->capture_default_str();
   train->add_option("--input-size", t->input_size, "Crops are resized to this square")->capture_default_str();
   train->add_option("--batch", t->batch, "Batch size")->capture_default_str();
   train->add_option("--lr", t->lr, "AdamW learning rate")->capture_default_str();
