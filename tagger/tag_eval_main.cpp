@@ -176,10 +176,18 @@ nlohmann::json ScoreAndPrint(BuiltinTagger& model, const std::vector<Face>& face
     (f.single ? solo_m : multi_m).push_back(f.bgr);
     (f.single ? solo_t : multi_t).push_back(f.truth);
   }
-  auto report = Evaluate(schema, ScoreCrops(model, all_m), all_t, model.thresholds(), binaries);
+  auto scores = ScoreCrops(model, all_m);
+  auto report = Evaluate(schema, scores, all_t, model.thresholds(), binaries);
   std::printf("== %s: %zu faces ==\n%s", title, all_m.size(), report.ToText(schema).c_str());
   nlohmann::json j = {{"test", all_m.size()}, {"test_report", report.ToJson()}};
   if (!binaries) return j;
+  // What the scores could give at the best threshold for each tag, chosen on these very
+  // faces: an upper bound that tells a weak ranking from a poorly calibrated threshold.
+  auto oracle = Evaluate(schema, scores, all_t, CalibrateThresholds(schema, scores, all_t), true);
+  std::printf("binary F1 at the best threshold for each tag (chosen on these faces, an upper bound):");
+  for (const auto& t : oracle.tags) std::printf(" %s %.3f", t.tag.c_str(), t.f1());
+  std::printf("\n");
+  j["best_threshold_report"] = oracle.ToJson();
   // A solo post's face is framed alone; a multi-character post's may show a
   // neighbour's hair.
   for (auto [name, key, m, t] : {std::make_tuple("single-character", "single_character_report", &solo_m, &solo_t),
