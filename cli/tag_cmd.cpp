@@ -25,7 +25,7 @@ Command AddTagCommand(CLI::App& root) {
   app->add_flag("--json", o->json, "Summary line as JSON");
   app->fallthrough(false);
 
-  auto* train = app->add_subcommand("train", "Train the built-in tagger on single-character posts' faces");
+  auto* train = app->add_subcommand("train", "Train the built-in tagger on the faces of single- and multi-character posts");
   auto tws = std::make_shared<std::string>();
   auto t = std::make_shared<tagger::TagTrainOptions>();
   train->add_option("-w,--workspace", *tws, "Workspace folder")->required();

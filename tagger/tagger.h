@@ -25,14 +25,16 @@ namespace moeforge::tagger {
 
 struct TagTrainOptions {
   std::string out;             // model file; "" = WS/models/builtin-tagger.pt
-  // Binary tags (smile, ribbon, ...) need many more steps than the colours: 60 epochs of
-  // 2,400 faces at 96 px reach F1 >= 0.96 on every demo tag, where 15 epochs at 64 px left
-  // smile, ribbon and ponytail near a constant guess (docs/runs/README.md).
-  int epochs = 60;
   // The most epochs: training stops earlier when `patience` epochs in a row did not
-  // beat the best on validation, and the best epoch's weights are kept.
+  // beat the best on validation, and the best epoch's weights are kept. Binary tags
+  // need many passes: on a 1,500-post crawl (1,520 faces with the multi-character
+  // posts') validation still rose at epoch 40; 16 epochs at batch 16 (more steps, fewer
+  // passes) were far worse (docs/runs/README.md, issue 15).
+  int epochs = 40;
   int patience = 10;
-  int input_size = 96;         // crops are resized to input_size x input_size
+  // Crops are resized to input_size x input_size. 64, not 96: with the multi-character
+  // posts' faces an epoch is 2.7x longer, and the demo's crops are 64 px.
+  int input_size = 64;
   int batch = 64;
   int threads = 0;             // 0 = all cores
   double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
