@@ -138,7 +138,14 @@ OptionTable DetectOptionTable(detector::DetectOptions* o) {
 OptionTable TagTrainOptionTable(tagger::TagTrainOptions* o) {
   OptionTable t("tag_train");
   t.Add("out", &o->out, "Model file (default: WS/models/builtin-tagger.pt)");
-  t.Add("epochs", &o->epochs, "Training epochs");
+  t.Add("epochs", &o->epochs, "The most training epochs");
+  t.Add("patience", &o->patience,
+        "Stop after this many epochs without a better validation score (0 = never); the best epoch is kept");
+  t.Add("multi_character", &o->multi_character,
+        "Also learn from faces of multi-character posts (negatives for the tags the post lacks) (default on)")
+      .Flags("--multi-character,!--no-multi-character");
+  t.Add("augment", &o->augment, "Flip, zoom and shift training crops (default on)").Flags("--augment,!--no-augment");
+  t.Add("label_smoothing", &o->label_smoothing, "Binary targets pulled this far towards 0.5");
   t.Add("input_size", &o->input_size, "Crops are resized to this square");
   t.Add("batch", &o->batch, "Batch size");
   t.Add("lr", &o->lr, "AdamW learning rate");

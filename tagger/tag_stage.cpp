@@ -36,6 +36,14 @@ const char* kMultiCharacterTags =
     "('multiple_girls','multiple_boys','2girls','3girls','4girls','5girls','6+girls','2boys','3boys',"
     "'1boy 1girl','comic','everyone')";
 
+// The tagger's decisions for one face (TagSchema::Decide). A column the tagger cannot
+// score (NaN, an external vocabulary without the word) is never its group's argmax.
+std::vector<bool> DecideScores(const TagSchema& schema, std::vector<float> scores, const std::vector<float>& thresholds) {
+  for (auto& s : scores)
+    if (std::isnan(s)) s = -1.f;
+  return schema.Decide(scores, thresholds);
+}
+
 }  // namespace
 
 bool BinaryTagsKnown(const TagSchema& schema, const std::vector<std::string>& source_tags) {
@@ -67,7 +75,9 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   sum.stage = "tag-train";
   sum.params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch}, {"lr", o.lr},
                 {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16 && torch_common::CpuHasBf16()},
-                {"val_fraction", o.val_fraction}, {"seed", o.seed},
+                {"val_fraction", o.val_fraction}, {"seed", o.seed}, {"patience", o.patience},
+                {"multi_character", o.multi_character}, {"augment", o.augment},
+                {"label_smoothing", o.label_smoothing},
                 {"schema", schema.name()}, {"detector", o.detector}};
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(db, "tag-train", sum.params));
   Progress clock("tag-train", 0, 1e9);
@@ -96,6 +106,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   q.Bind(1, o.detector);
   std::vector<int64_t> face_ids, post_ids;
   std::vector<std::string> paths;
+  std::vector<bool> singles;
   int64_t candidates = 0;
   while (true) {
     MF_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -104,15 +115,19 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
     bool solo = q.Int(4) != 0, multi = q.Int(5) != 0, mono = q.Int(6) != 0;
     int64_t n_faces = q.Int(3), rank = q.Int(7);
     bool single = solo ? rank == 0 : (n_faces == 1 && !multi);
-    if (!single || mono) continue;
+    // A solo post's other detections are not characters; the faces of a post showing
+    // several are negatives for every tag it lacks (LabelFromPostTags).
+    if (mono || (!single && (solo || !o.multi_character))) continue;
     face_ids.push_back(q.Int(0));
     paths.push_back(q.Text(1));
     post_ids.push_back(q.Int(2));
+    singles.push_back(single);
   }
   if (o.max_faces > 0 && static_cast<int>(face_ids.size()) > o.max_faces) {
     face_ids.resize(static_cast<size_t>(o.max_faces));
     paths.resize(static_cast<size_t>(o.max_faces));
     post_ids.resize(static_cast<size_t>(o.max_faces));
+    singles.resize(static_cast<size_t>(o.max_faces));
   }
   sum.skipped = candidates - static_cast<int64_t>(face_ids.size());
   if (face_ids.empty())
@@ -135,22 +150,25 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   }
   auto mats = ReadCrops(ws, paths);
   std::vector<LabeledCrop> crops;
+  int64_t n_multi = 0;
   for (size_t i = 0; i < mats.size(); ++i) {
     if (mats[i].empty()) {
       sum.Fail("unreadable_crop");
       continue;
     }
-    LabeledCrop c;
-    c.bgr = mats[i];
     const auto& tags = post_tags[post_ids[i]];
-    c.target = schema.Encode(tags);
-    c.binary_known = BinaryTagsKnown(schema, tags);
+    LabeledCrop c = LabelFromPostTags(schema, tags, singles[i], BinaryTagsKnown(schema, tags));
+    c.bgr = mats[i];
     c.split_key = std::to_string(post_ids[i]);
+    n_multi += !singles[i];
     crops.push_back(std::move(c));
   }
 
   TrainCoreOptions co;
   co.epochs = o.epochs;
+  co.patience = o.patience;
+  co.augment = o.augment;
+  co.label_smoothing = o.label_smoothing;
   co.input_size = o.input_size;
   co.batch = o.batch;
   co.lr = o.lr;
@@ -160,7 +178,9 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   co.val_fraction = o.val_fraction;
   co.seed = o.seed;
   co.quiet = o.quiet;
+  double t0 = clock.elapsed_s();
   MF_ASSIGN_OR_RETURN(TrainOutcome res, TrainOnCrops(schema, crops, co));
+  double train_s = clock.elapsed_s() - t0;
   std::string out = o.out.empty() ? ws.models_dir() + "/builtin-tagger.pt" : o.out;
   MF_RETURN_IF_ERROR(res.model->Save(out));
 
@@ -169,7 +189,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   // The full validation report (per-tag F1, confusion) sits beside the model; the
   // summary line carries the headline figures.
   std::string report_path = out + ".val.json";
-  std::string report = nlohmann::json{{"model_sha256", res.model->sha256()}, {"val_faces", res.n_val},
+  std::string report = nlohmann::json{{"model_sha256", res.model->sha256()}, {"val_faces", res.n_val}, {"val_curve", res.val_curve}, {"best_epoch", res.best_epoch},
                                       {"report", res.val.ToJson()}, {"text", res.val.ToText(schema)}}
                            .dump(1);
   MF_RETURN_IF_ERROR(WriteFileAtomic(report_path, report.data(), report.size()));
@@ -178,7 +198,9 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   double min_f1 = 1;
   for (const auto& t : res.val.tags) min_f1 = std::min(min_f1, t.f1());
   sum.extra = {{"model", out}, {"sha256", res.model->sha256()}, {"train_faces", res.n_train},
-               {"val_faces", res.n_val}, {"val_accuracy", acc}};
+               {"val_faces", res.n_val}, {"multi_character_faces", n_multi}, {"epochs_run", res.epochs_run},
+               {"best_epoch", res.best_epoch}, {"train_seconds", std::round(train_s * 10) / 10},
+               {"val_accuracy", acc}};
   // No binary F1 when the posts only named colours (BinaryTagsKnown).
   if (!res.val.tags.empty()) sum.extra["val_min_f1"] = std::round(min_f1 * 1e3) / 1e3;
   MF_RETURN_IF_ERROR(db::FinishStageRun(db, run_id, sum));
@@ -225,6 +247,16 @@ Result<db::StageSummary> Tag(const Workspace& ws, const TagOptions& o) {
     if (!row) return Status::Internal("tagger row vanished");
     tagger_id = sel->Int(0);
     sel->Reset();
+    // The thresholds it decides with, beside its name: NULL for the tags of exclusive
+    // groups (argmax), so v_face_tags shows why each row is present or not.
+    MF_ASSIGN_OR_RETURN(db::Stmt * th, db.Cached(
+        "INSERT OR REPLACE INTO tagger_thresholds(tagger_id, tag, threshold) VALUES(?,?,?)"));
+    for (size_t c = 0; c < T; ++c) {
+      th->Bind(1, tagger_id).Bind(2, schema.tags()[c]);
+      if (schema.groups()[static_cast<size_t>(schema.group_of()[c])].exclusive) th->Bind(3, nullptr);
+      else th->Bind(3, static_cast<double>(thresholds[c]));
+      MF_RETURN_IF_ERROR(th->Run());
+    }
     return Status::Ok();
   }));
 
@@ -277,13 +309,15 @@ Result<db::StageSummary> Tag(const Workspace& ws, const TagOptions& o) {
       for (size_t i = 0; i < good.size(); ++i) {
         int64_t face_id = good_ids[i];
         std::vector<float> row = std::move(scores[i]);
+        std::vector<bool> present = DecideScores(schema, row, thresholds);
         // One operation per face: all of a face's rows commit together.
-        MF_RETURN_IF_ERROR(writer.Submit([face_id, row, tagger_id, &schema](db::Database& d) -> Status {
+        MF_RETURN_IF_ERROR(writer.Submit([face_id, row, present, tagger_id, &schema](db::Database& d) -> Status {
           MF_ASSIGN_OR_RETURN(db::Stmt * ins, d.Cached(
-              "INSERT OR REPLACE INTO face_tags(tagger_id, face_id, tag, score) VALUES(?,?,?,?)"));
+              "INSERT OR REPLACE INTO face_tags(tagger_id, face_id, tag, score, present) VALUES(?,?,?,?,?)"));
           for (size_t c = 0; c < row.size(); ++c) {
             if (std::isnan(row[c])) continue;
-            ins->BindAll(tagger_id, face_id, schema.tags()[c], static_cast<double>(row[c]));
+            ins->BindAll(tagger_id, face_id, schema.tags()[c], static_cast<double>(row[c]),
+                         static_cast<int64_t>(present[c]));
             MF_RETURN_IF_ERROR(ins->Run());
           }
           return Status::Ok();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <random>
 
 #include <unistd.h>
@@ -28,7 +30,7 @@ TEST(TagStageTest, TrainTagResumeRetag) {
   std::string root = std::string(MOEFORGE_BINARY_DIR) + "/tagger_test_ws_" + std::to_string(::getpid());
   testing::FakeWorkspace fw(root);
   std::mt19937_64 rng(7);
-  // 120 solo posts, 6 two-character posts (never trained on).
+  // 120 solo posts, 6 two-character posts (trained on for what their tags lack).
   for (int i = 0; i < 120; ++i) {
     auto tags = testing::RandomCharacterTags(rng);
     auto post = tags;
@@ -57,17 +59,20 @@ TEST(TagStageTest, TrainTagResumeRetag) {
   auto train = TrainTagger(fw.ws(), to);
   const std::string model = fw.ws().models_dir() + "/builtin-tagger.pt";
   {
-    SCOPED_TRACE("train on single-character posts only");
+    SCOPED_TRACE("train on single-character posts and the faces of multi-character posts");
     ASSERT_TRUE(train.ok()) << train.status().ToString();
-    EXPECT_EQ(train->done, 120);
-    EXPECT_EQ(train->skipped, 12);  // the two-character posts' faces
+    EXPECT_EQ(train->done, 132);
+    EXPECT_EQ(train->skipped, 0);
+    EXPECT_EQ(train->extra["multi_character_faces"], 12);
+    EXPECT_GE(train->extra["best_epoch"].get<int>(), 1);
     ASSERT_TRUE(std::filesystem::exists(model));
     EXPECT_EQ(train->extra["sha256"].get<std::string>(), Sha256File(model).value());
-    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM stage_runs WHERE stage = 'tag-train' AND done = 120"), 1);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM stage_runs WHERE stage = 'tag-train' AND done = 132"), 1);
   }
   {
     // The crops of a two-character picture get each character's own hair colour, not
-    // the post's union (the model never saw these posts). 12 faces, 13 colours: chance 8%.
+    // the post's union (their training labels were the union). 12 faces, 13 colours:
+    // chance 8%.
     SCOPED_TRACE("multi-character crops");
     auto backend = OpenBuiltinTagger(model);
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
@@ -152,6 +157,51 @@ TEST(TagStageTest, TrainTagResumeRetag) {
     EXPECT_EQ(v->tagger, "wd14:wd14_tiny");
     EXPECT_EQ(v->scores, wd->scores);
     EXPECT_NE(wd->scores, bi->scores);
+  }
+  {
+    // Issue 15: the tagger's decisions are in the rows. Three taggers by now: the
+    // built-in one with its calibrated thresholds, again at 0.25, and WD14.
+    SCOPED_TRACE("present is the tagger's decision, with its thresholds beside it");
+    const TagSchema& schema = TagSchema::Default();
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM taggers"), 3);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM tagger_thresholds"), 3 * 34);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM face_tags WHERE present IS NULL"), 0);
+    // Binary tags: present exactly when the score reaches the tagger's threshold.
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM v_face_tags WHERE threshold IS NOT NULL"), 3 * kFaces * 11);
+    EXPECT_EQ(Count(fw.db(), "SELECT count(*) FROM v_face_tags WHERE threshold IS NOT NULL "
+                             "AND present != (score >= threshold)"), 0);
+    EXPECT_GT(Count(fw.db(), "SELECT count(*) FROM v_face_tags WHERE threshold IS NOT NULL AND present = 1"), 0);
+    // The built-in tagger's thresholds are the model's own.
+    auto model_th = (*OpenBuiltinTagger(model))->thresholds();
+    auto q = fw.db().Prepare("SELECT tag, threshold FROM tagger_thresholds th JOIN taggers t ON t.id = th.tagger_id "
+                             "WHERE t.name = 'builtin:builtin-tagger' AND th.threshold IS NOT NULL "
+                             "AND t.id = (SELECT min(id) FROM taggers)");
+    ASSERT_TRUE(q.ok());
+    int n = 0;
+    while (q->Step().value()) {
+      EXPECT_FLOAT_EQ(static_cast<float>(q->Double(1)), model_th[static_cast<size_t>(schema.IndexOf(q->Text(0)))]);
+      ++n;
+    }
+    EXPECT_EQ(n, 11);
+    // Exclusive groups: exactly one present tag per face, group and tagger, and it is
+    // the group's highest score.
+    std::map<std::tuple<int64_t, int64_t, int>, std::pair<int, double>> present;  // -> (count, score)
+    std::map<std::tuple<int64_t, int64_t, int>, double> top;
+    auto rows = fw.db().Prepare("SELECT tagger_id, face_id, tag, score, present FROM v_face_tags WHERE threshold IS NULL");
+    ASSERT_TRUE(rows.ok());
+    while (rows->Step().value()) {
+      int c = schema.IndexOf(rows->Text(2));
+      ASSERT_GE(c, 0);
+      auto key = std::make_tuple(rows->Int(0), rows->Int(1), schema.group_of()[static_cast<size_t>(c)]);
+      ASSERT_FALSE(schema.groups()[static_cast<size_t>(std::get<2>(key))].exclusive == false);
+      top[key] = std::max(top.count(key) ? top[key] : -1.0, rows->Double(3));
+      if (rows->Int(4) == 1) ++present[key].first, present[key].second = rows->Double(3);
+    }
+    EXPECT_EQ(top.size(), static_cast<size_t>(3 * kFaces * 2));
+    for (const auto& [key, best] : top) {
+      ASSERT_EQ(present[key].first, 1);
+      EXPECT_EQ(present[key].second, best);
+    }
   }
   std::filesystem::remove_all(root);
 }

@@ -25,11 +25,16 @@ namespace moeforge::tagger {
 
 struct TagTrainOptions {
   std::string out;             // model file; "" = WS/models/builtin-tagger.pt
-  // Binary tags (smile, ribbon, ...) need many more steps than the colours: 60 epochs of
-  // 2,400 faces at 96 px reach F1 >= 0.96 on every demo tag, where 15 epochs at 64 px left
-  // smile, ribbon and ponytail near a constant guess (docs/runs/README.md).
-  int epochs = 60;
-  int input_size = 96;         // crops are resized to input_size x input_size
+  // The most epochs: training stops earlier when `patience` epochs in a row did not
+  // beat the best on validation, and the best epoch's weights are kept. Binary tags
+  // need many passes: on a 1,500-post crawl (1,520 faces with the multi-character
+  // posts') validation still rose at epoch 40; 16 epochs at batch 16 (more steps, fewer
+  // passes) were far worse (docs/runs/README.md, issue 15).
+  int epochs = 40;
+  int patience = 10;
+  // Crops are resized to input_size x input_size. 64, not 96: with the multi-character
+  // posts' faces an epoch is 2.7x longer, and the demo's crops are 64 px.
+  int input_size = 64;
   int batch = 64;
   int threads = 0;             // 0 = all cores
   double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
@@ -38,6 +43,11 @@ struct TagTrainOptions {
   std::string pool = "avgmax";  // global pool before the head: avg | avgmax
   bool bf16 = true;            // bf16 autocast in training where the CPU has it natively (~3x faster)
   uint64_t seed = 1;
+  // Faces of multi-character posts as negatives for every binary tag the post lacks,
+  // and with the post's colours as candidates (LabelFromPostTags).
+  bool multi_character = true;
+  bool augment = true;           // flip, small zoom and shift (never colour)
+  double label_smoothing = 0.0;  // binary targets pulled this far towards 0.5
   std::string schema;          // "" = the default 34; else a TOML file
   std::string detector;        // only faces of this detector name; "" = any
   int max_faces = 0;           // cap on training faces (0 = all); for quick runs
@@ -47,8 +57,10 @@ struct TagTrainOptions {
 
 // Trains the built-in tagger on the face crops of single-character posts (source tag
 // `solo`, or exactly one face found in the image) against their source tags mapped
-// onto the schema; splits train/validation by post; calibrates per-tag thresholds on
-// validation (max F1). summary.extra carries model path, sha256, validation accuracy of
+// onto the schema, and on the faces of multi-character posts for what their posts'
+// tags say of every character (LabelFromPostTags in builtin/train.h); splits
+// train/validation by post; keeps the best epoch on validation; calibrates per-tag
+// thresholds on validation (max F1). summary.extra carries model path, sha256, validation accuracy of
 // each exclusive group and F1 of each binary tag.
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o);
 // Whether a post's source tags speak for the binary tags too: true when any tag falls

@@ -25,31 +25,25 @@ torch::Tensor Stack(const BuiltinTagger& model, const std::vector<const cv::Mat*
   return out;
 }
 
-// Flip, small translated crops (reflect-padded), and colour jitter that keeps hue:
-// brightness, contrast and saturation scale the colour, never rotate it.
+// Flip, and a small random zoom and shift (replicating the border), as a detector's
+// boxes vary. No colour jitter: brightness, contrast or saturation would move silver
+// towards grey or white, and the colours are what the tagger learns.
 torch::Tensor Augment(const torch::Tensor& u8, std::mt19937_64& rng) {
-  auto x = u8.to(torch::kFloat32).div_(255.0);
-  int64_t n = x.size(0), s = x.size(2);
-  int pad = std::max<int64_t>(2, s / 16);
-  auto padded = torch::nn::functional::pad(
-      x, torch::nn::functional::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReplicate));
-  std::uniform_int_distribution<int> off(0, 2 * pad);
-  std::uniform_real_distribution<float> jit(0.8f, 1.2f);
+  auto x = u8.to(torch::kFloat32).div_(127.5).sub_(1);
+  int64_t n = x.size(0);
+  std::uniform_real_distribution<float> zoom(0.9f, 1.1f), shift(-0.08f, 0.08f);
   std::bernoulli_distribution coin(0.5);
-  auto out = torch::empty_like(x);
-  std::vector<float> b(n), c(n), sat(n);
+  // theta maps output to input coordinates in [-1, 1]: a scale below 1 zooms in.
+  std::vector<float> theta(static_cast<size_t>(n) * 6, 0.f);
   for (int64_t i = 0; i < n; ++i) {
-    auto crop = padded[i].narrow(1, off(rng), s).narrow(2, off(rng), s);
-    out[i].copy_(coin(rng) ? crop.flip({2}) : crop);
-    b[i] = jit(rng), c[i] = jit(rng), sat[i] = jit(rng);
+    float z = 1.0f / zoom(rng), flip = coin(rng) ? -1.f : 1.f;
+    float* t = &theta[static_cast<size_t>(i) * 6];
+    t[0] = z * flip, t[2] = shift(rng);
+    t[4] = z, t[5] = shift(rng);
   }
-  auto bt = torch::tensor(b).view({n, 1, 1, 1}), ct = torch::tensor(c).view({n, 1, 1, 1}),
-       st = torch::tensor(sat).view({n, 1, 1, 1});
-  auto grey = (out.select(1, 0) * 0.299 + out.select(1, 1) * 0.587 + out.select(1, 2) * 0.114).unsqueeze(1);
-  out = grey + (out - grey) * st;                      // saturation
-  auto mean = grey.mean({2, 3}, true);
-  out = (mean + (out - mean) * ct) * bt;               // contrast, brightness
-  return out.clamp_(0, 1).mul_(2).sub_(1);
+  auto th = torch::from_blob(theta.data(), {n, 2, 3}, torch::kFloat32).clone();
+  auto grid = torch::affine_grid_generator(th, x.sizes(), /*align_corners=*/false);
+  return torch::grid_sampler(x, grid, /*bilinear*/ 0, /*border*/ 1, /*align_corners=*/false);
 }
 
 torch::Tensor ToFloat(const torch::Tensor& u8) { return u8.to(torch::kFloat32).div_(127.5).sub_(1); }
@@ -68,6 +62,85 @@ std::vector<std::vector<float>> ScoreCrops(BuiltinTagger& model, const std::vect
     }
   }
   return out;
+}
+
+LabeledCrop LabelFromPostTags(const TagSchema& schema, const std::vector<std::string>& post_tags,
+                              bool single_character, bool binaries_known) {
+  LabeledCrop c;
+  c.target = schema.Encode(post_tags);
+  c.known.assign(c.target.size(), 0.f);
+  c.complete = single_character;
+  size_t col = 0;
+  for (const auto& g : schema.groups()) {
+    for (size_t k = col; k < col + g.tags.size(); ++k) {
+      if (g.exclusive) continue;
+      // A multi-character post's tag may belong to any of its characters.
+      c.known[k] = binaries_known && (single_character || c.target[k] == 0.f) ? 1.f : 0.f;
+    }
+    col += g.tags.size();
+  }
+  return c;
+}
+
+namespace {
+
+// Column ranges of the schema's groups.
+struct Range {
+  int start, n;
+  bool exclusive;
+};
+
+std::vector<Range> GroupRanges(const TagSchema& schema) {
+  std::vector<Range> ranges;
+  int col = 0;
+  for (const auto& g : schema.groups()) {
+    ranges.push_back({col, static_cast<int>(g.tags.size()), g.exclusive});
+    col += static_cast<int>(g.tags.size());
+  }
+  return ranges;
+}
+
+// The training loss. An exclusive group: -log of the probability the face's candidates
+// get together (cross-entropy when there is one; nothing learnt when the group names
+// none or all). A binary tag: BCE over the faces where it is known, per tag.
+torch::Tensor Loss(const std::vector<Range>& ranges, const torch::Tensor& logits, const torch::Tensor& y,
+                   const torch::Tensor& known, double smoothing) {
+  torch::Tensor loss = torch::zeros({});
+  for (const auto& r : ranges) {
+    auto lg = logits.narrow(1, r.start, r.n), yt = y.narrow(1, r.start, r.n);
+    if (r.exclusive) {
+      auto named = yt.sum(1);
+      auto m = ((named >= 1) & (named < r.n)).to(torch::kFloat32);
+      if (m.sum().item<float>() == 0) continue;
+      auto allowed = lg.masked_fill(yt < 0.5, -1e4);
+      auto nll = torch::logsumexp(lg, 1) - torch::logsumexp(allowed, 1);
+      loss = loss + (nll * m).sum() / m.sum();
+    } else {
+      auto kn = known.narrow(1, r.start, r.n);
+      auto per_tag = kn.sum(0);
+      if (per_tag.sum().item<float>() == 0) continue;
+      auto target = smoothing > 0 ? yt * (1 - smoothing) + 0.5 * smoothing : yt;
+      auto bce = torch::binary_cross_entropy_with_logits(lg, target, {}, {}, at::Reduction::None);
+      // Each tag's mean over the faces that know it, summed: one unit per tag, as the
+      // groups get one each (the 0.5 keeps the old balance between the two).
+      loss = loss + ((bce * kn).sum(0) / per_tag.clamp_min(1)).sum() * 0.5;
+    }
+  }
+  return loss;
+}
+
+}  // namespace
+
+double ValidationScore(const TagSchema& schema, const std::vector<std::vector<float>>& scores,
+                       const std::vector<std::vector<float>>& truth, bool binaries_known) {
+  auto th = binaries_known ? CalibrateThresholds(schema, scores, truth)
+                           : std::vector<float>(static_cast<size_t>(schema.size()), 0.5f);
+  auto r = Evaluate(schema, scores, truth, th, binaries_known);
+  double sum = 0;
+  int n = 0;
+  for (const auto& g : r.groups) sum += g.accuracy(), ++n;
+  for (const auto& t : r.tags) sum += t.f1(), ++n;
+  return n ? sum / n : 0.0;
 }
 
 Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<LabeledCrop>& crops,
@@ -95,22 +168,29 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   BuiltinTagger& model = *out.model;
 
   std::vector<const cv::Mat*> tr_m, va_m;
-  std::vector<float> tr_t;
-  std::vector<float> tr_known;
+  std::vector<float> tr_t, tr_known;
   std::vector<std::vector<float>> va_t;
   bool any_binary_known = false;
   const int T = schema.size();
   for (const auto& c : crops) {
-    if (static_cast<int>(c.target.size()) != T) return Status::Internal("label vector does not match the schema");
+    if (static_cast<int>(c.target.size()) != T || (!c.known.empty() && static_cast<int>(c.known.size()) != T))
+      return Status::Internal("label vector does not match the schema");
     if (val_keys.count(c.split_key)) {
+      // A partly labelled face cannot be scored; its post's side is validation, so it
+      // is not trained on either.
+      if (!c.complete) continue;
       va_m.push_back(&c.bgr);
       va_t.push_back(c.target);
     } else {
       tr_m.push_back(&c.bgr);
       tr_t.insert(tr_t.end(), c.target.begin(), c.target.end());
-      tr_known.push_back(c.binary_known ? 1.f : 0.f);
+      if (c.known.empty()) tr_known.insert(tr_known.end(), static_cast<size_t>(T), 1.f);
+      else tr_known.insert(tr_known.end(), c.known.begin(), c.known.end());
     }
-    any_binary_known |= c.binary_known;
+    for (size_t k = 0; k < c.known.size(); ++k)
+      if (c.known[k] > 0 && !schema.groups()[static_cast<size_t>(schema.group_of()[k])].exclusive)
+        any_binary_known = true;
+    if (c.known.empty()) any_binary_known = true;
   }
   out.n_train = static_cast<int>(tr_m.size());
   out.n_val = static_cast<int>(va_m.size());
@@ -118,17 +198,10 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
 
   auto x_all = Stack(model, tr_m);
   auto y_all = torch::from_blob(tr_t.data(), {out.n_train, T}, torch::kFloat32).clone();
-  auto known_all = torch::from_blob(tr_known.data(), {out.n_train}, torch::kFloat32).clone();
-
-  // Column ranges of the groups; an exclusive group's loss counts only faces with
-  // exactly one label in it.
-  struct Range { int start, n; bool exclusive; };
-  std::vector<Range> ranges;
-  int col = 0;
-  for (const auto& g : schema.groups()) {
-    ranges.push_back({col, static_cast<int>(g.tags.size()), g.exclusive});
-    col += static_cast<int>(g.tags.size());
-  }
+  auto known_all = torch::from_blob(tr_known.data(), {out.n_train, T}, torch::kFloat32).clone();
+  const auto ranges = GroupRanges(schema);
+  std::vector<cv::Mat> va_mats;
+  for (auto* m : va_m) va_mats.push_back(*m);
 
   auto& net_mod = model.net();
   torch::optim::AdamW opt(net_mod->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
@@ -138,6 +211,16 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   int64_t total_steps = steps_per_epoch * o.epochs, step = 0;
   std::unique_ptr<Progress> progress;
   if (!o.quiet) progress = std::make_unique<Progress>("tag-train", total_steps);
+
+  // The best epoch's weights and BatchNorm statistics, kept aside.
+  double best_score = -1;
+  std::vector<torch::Tensor> best_state;
+  auto state = [&]() {
+    std::vector<torch::Tensor> v;
+    for (auto& p : net_mod->parameters()) v.push_back(p);
+    for (auto& b : net_mod->buffers()) v.push_back(b);
+    return v;
+  };
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     net_mod->train();
     auto perm = torch::randperm(out.n_train, torch::TensorOptions().dtype(torch::kLong));
@@ -159,22 +242,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
         logits = net_mod->forward(x);
       }
       logits = logits.to(torch::kFloat32);
-      torch::Tensor loss = torch::zeros({});
-      for (const auto& r : ranges) {
-        auto lg = logits.narrow(1, r.start, r.n), yt = y.narrow(1, r.start, r.n);
-        if (r.exclusive) {
-          auto mask = (yt.sum(1) == 1);
-          if (mask.sum().item<int64_t>() == 0) continue;
-          auto target = yt.argmax(1);
-          auto ce = torch::nn::functional::cross_entropy(
-              lg, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-          auto m = mask.to(torch::kFloat32);
-          loss = loss + (ce * m).sum() / m.sum();
-        } else if (known.sum().item<float>() > 0) {
-          auto bce = torch::binary_cross_entropy_with_logits(lg, yt, {}, {}, at::Reduction::None).mean(1);
-          loss = loss + (bce * known).sum() / known.sum() * 0.5 * r.n;
-        }
-      }
+      auto loss = Loss(ranges, logits, y, known, o.label_smoothing);
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -183,14 +251,32 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
       std::snprintf(extra, sizeof extra, "epoch %d loss %.3f", epoch + 1, loss_sum / (b + 1));
       if (progress) progress->Advance(1, extra);
     }
+    out.epochs_run = epoch + 1;
+    if (va_mats.empty()) continue;
+    // Early stopping: score this epoch on validation; keep the best weights (the first
+    // of equals: fewer epochs fit less to the training faces).
+    double score = ValidationScore(schema, ScoreCrops(model, va_mats), va_t, any_binary_known);
+    out.val_curve.push_back(score);
+    if (score > best_score) {
+      best_score = score;
+      out.best_epoch = epoch + 1;
+      torch::NoGradGuard ng;
+      best_state.clear();
+      for (auto& t : state()) best_state.push_back(t.detach().clone());
+    } else if (o.patience > 0 && epoch + 1 - out.best_epoch >= o.patience) {
+      break;
+    }
   }
   if (progress) progress->Finish();
+  if (!best_state.empty()) {
+    torch::NoGradGuard ng;
+    auto cur = state();
+    for (size_t i = 0; i < cur.size(); ++i) cur[i].copy_(best_state[i]);
+  }
   net_mod->eval();
 
-  if (!va_m.empty()) {
-    std::vector<cv::Mat> vm;
-    for (auto* m : va_m) vm.push_back(*m);
-    auto scores = ScoreCrops(model, vm);
+  if (!va_mats.empty()) {
+    auto scores = ScoreCrops(model, va_mats);
     auto th = any_binary_known ? CalibrateThresholds(schema, scores, va_t)
                                : std::vector<float>(static_cast<size_t>(T), 0.5f);
     model.set_thresholds(th);

@@ -18,13 +18,34 @@ namespace moeforge::tagger {
 
 struct LabeledCrop {
   cv::Mat bgr;                 // 8UC3, any size (resized to the input size)
-  std::vector<float> target;   // 0/1 per schema tag (TagSchema::Encode)
+  // 0/1 per schema tag. A binary column is the tag's truth where `known` says so. An
+  // exclusive group's columns are the tags the face may have: exactly one for a face
+  // labelled alone, several for a face of a post that names several (one of them is
+  // its own), all or none when the group says nothing about it.
+  std::vector<float> target;
+  // 0/1 per schema tag: whether a binary column is a label (empty: all are). Exclusive
+  // groups ignore it: their `target` says what is known.
+  std::vector<float> known;
   std::string split_key;       // crops with the same key land on the same side (the post)
-  bool binary_known = true;    // false: only exclusive groups are labelled
+  // Labelled for itself (a single-character post, a labelled file), not through a
+  // post's union: only these validate and calibrate.
+  bool complete = true;
 };
 
+// The labels a face gets from its post's source tags (issue 15: every label the data
+// carries). A single-character post's tags are its face's. A multi-character post's
+// tags are the union of its characters': a binary tag it lacks is a negative for each
+// of its faces, a binary tag it has is left out (whose is it?), and an exclusive
+// group's tags it names are the faces' candidates. `binaries_known` false (a folder
+// labelled with colours only) leaves every binary out.
+LabeledCrop LabelFromPostTags(const TagSchema& schema, const std::vector<std::string>& post_tags,
+                              bool single_character, bool binaries_known);
+
 struct TrainCoreOptions {
+  // The most epochs; the model kept is the best epoch on validation (early stopping).
   int epochs = 12;
+  // Stop when this many epochs in a row did not beat the best (0 = run every epoch).
+  int patience = 0;
   int input_size = 64;
   int batch = 64;
   double lr = 2e-3;
@@ -34,7 +55,10 @@ struct TrainCoreOptions {
   int blocks = 4;
   double val_fraction = 0.1;
   uint64_t seed = 1;
+  // Flip, small shifts and scales; never colour (the colour tags are what is learnt).
   bool augment = true;
+  // Targets of binary tags pulled this far towards 0.5 (0 = none).
+  double label_smoothing = 0.0;
   // bf16 autocast for the training passes where the CPU has native bf16 (ignored
   // elsewhere); scoring and calibration stay fp32.
   bool bf16 = false;
@@ -45,6 +69,9 @@ struct TrainOutcome {
   std::shared_ptr<BuiltinTagger> model;  // thresholds calibrated on validation
   EvalReport val;                        // on the validation split (empty without one)
   int n_train = 0, n_val = 0;
+  int epochs_run = 0;                    // epochs trained before stopping
+  int best_epoch = 0;                    // 1-based epoch whose weights were kept (0: no validation)
+  std::vector<double> val_curve;         // validation score after each epoch (ValidationScore)
   bool bf16 = false;                     // trained under bf16 autocast
   std::vector<std::string> val_keys;     // the split keys held out
 };
@@ -53,6 +80,12 @@ struct TrainOutcome {
 // InvalidArgument when there is nothing to train on.
 Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<LabeledCrop>& crops,
                                   const TrainCoreOptions& o);
+
+// What early stopping maximises: the mean of the exclusive groups' accuracies and the
+// binary tags' F1 at thresholds calibrated on the same faces (the tagger's own
+// decisions once calibrated).
+double ValidationScore(const TagSchema& schema, const std::vector<std::vector<float>>& scores,
+                       const std::vector<std::vector<float>>& truth, bool binaries_known);
 
 // Scores crops with a model: one row of group-aware probabilities per crop.
 std::vector<std::vector<float>> ScoreCrops(BuiltinTagger& model, const std::vector<cv::Mat>& bgr, int batch = 128);
