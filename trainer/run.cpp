@@ -114,14 +114,8 @@ Status LoadCheckpoint(const std::string& path, Generator& g, Generator* g_ema, D
       torch::serialize::InputArchive ea;
       if (a.try_read("G_ema", ea)) {
         (*g_ema)->load(ea);
-      } else {  // a checkpoint from before the moving average
-        torch::NoGradGuard no_grad;
-        auto dst = (*g_ema)->parameters();
-        auto src = g->parameters();
-        for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
-        auto db = (*g_ema)->buffers();
-        auto sb = g->buffers();
-        for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+      } else {
+        EmaUpdate(**g_ema, *g, 0.0);  // a checkpoint from before the moving average: G itself
       }
     }
     if (opt_g != nullptr) {

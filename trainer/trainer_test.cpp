@@ -228,6 +228,32 @@ TEST(GanTest, EmaUpdateFollowsItsFormula) {
   }
 }
 
+// A checkpoint written without a moving average (runs from before it, or --ema-kimg 0)
+// loads with the average equal to G; one with it restores it exactly.
+TEST(GanTest, CheckpointKeepsTheMovingAverage) {
+  torch::manual_seed(11);
+  auto c = Tiny(32);
+  Generator g(c), ema(c);
+  Discriminator d(c);
+  torch::optim::Adam og(g->parameters()), od(d->parameters());
+  TrainState st;
+  st.torch_rng = torch::zeros({1});
+  const std::string dir = TempDir("ema_ckpt");
+  ASSERT_TRUE(SaveCheckpoint(dir + "/without.pt", g, nullptr, d, og, od, st).ok());
+  ASSERT_TRUE(SaveCheckpoint(dir + "/with.pt", g, &ema, d, og, od, st).ok());
+  Generator g2(c), e2(c);
+  Discriminator d2(c);
+  ASSERT_TRUE(LoadCheckpoint(dir + "/without.pt", g2, &e2, d2, nullptr, nullptr, nullptr).ok());
+  for (size_t i = 0; i < g->parameters().size(); ++i) {
+    EXPECT_TRUE(torch::equal(e2->parameters()[i], g->parameters()[i])) << i;
+  }
+  ASSERT_TRUE(LoadCheckpoint(dir + "/with.pt", g2, &e2, d2, nullptr, nullptr, nullptr).ok());
+  for (size_t i = 0; i < ema->parameters().size(); ++i) {
+    EXPECT_TRUE(torch::equal(e2->parameters()[i], ema->parameters()[i])) << i;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(GanTest, EmaBetaHalvesPerHalfLifeAndRampsUp) {
   // 10,000 images of half-life, batch 100: 100 steps halve the old weights.
   EXPECT_NEAR(std::pow(EmaBeta(1'000'000, 100, 10'000, 0), 100), 0.5, 1e-12);
