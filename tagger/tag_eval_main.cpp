@@ -309,19 +309,8 @@ int main(int argc, char** argv) {
               n_multi, test_faces.size(), test_seed >= 0 ? " (another seed)" : " (held-out posts)", t_data);
   std::fflush(stdout);
 
-  TrainCoreOptions o;
-  o.epochs = d.epochs;
-  o.patience = d.patience;
-  o.input_size = d.input_size;
-  o.width = d.width;
-  o.pool = d.pool;
+  TrainCoreOptions o = CoreOptions(d);
   o.seed = seed;
-  o.batch = d.batch;
-  o.lr = d.lr;
-  o.bf16 = d.bf16;
-  o.augment = d.augment;
-  o.label_smoothing = d.label_smoothing;
-  o.val_fraction = d.val_fraction;
   double t0 = clock.elapsed_s();
   auto res = TrainOnCrops(schema, train, o);
   if (!res.ok()) {

@@ -164,20 +164,7 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
     crops.push_back(std::move(c));
   }
 
-  TrainCoreOptions co;
-  co.epochs = o.epochs;
-  co.patience = o.patience;
-  co.augment = o.augment;
-  co.label_smoothing = o.label_smoothing;
-  co.input_size = o.input_size;
-  co.batch = o.batch;
-  co.lr = o.lr;
-  co.width = o.width;
-  co.pool = o.pool;
-  co.bf16 = o.bf16;
-  co.val_fraction = o.val_fraction;
-  co.seed = o.seed;
-  co.quiet = o.quiet;
+  const TrainCoreOptions co = CoreOptions(o);
   double t0 = clock.elapsed_s();
   MF_ASSIGN_OR_RETURN(TrainOutcome res, TrainOnCrops(schema, crops, co));
   double train_s = clock.elapsed_s() - t0;

@@ -229,8 +229,12 @@ tags = ["dot", "stripe"]
   double best = *std::max_element(r->val_curve.begin(), r->val_curve.end());
   EXPECT_EQ(r->val_curve[static_cast<size_t>(r->best_epoch - 1)], best);
   // The first of equals is kept.
-  for (int e = 1; e < r->best_epoch; ++e) EXPECT_LT(r->val_curve[static_cast<size_t>(e - 1)], best);
-  if (r->epochs_run < o.epochs) EXPECT_EQ(r->epochs_run - r->best_epoch, o.patience);
+  for (int e = 1; e < r->best_epoch; ++e) {
+    EXPECT_LT(r->val_curve[static_cast<size_t>(e - 1)], best);
+  }
+  if (r->epochs_run < o.epochs) {
+    EXPECT_EQ(r->epochs_run - r->best_epoch, o.patience);
+  }
   // This data stops early, after an epoch that was worse than the best: so keeping
   // the last epoch's weights would score otherwise.
   EXPECT_LT(r->epochs_run, o.epochs);

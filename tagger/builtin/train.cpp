@@ -50,6 +50,24 @@ torch::Tensor ToFloat(const torch::Tensor& u8) { return u8.to(torch::kFloat32).d
 
 }  // namespace
 
+TrainCoreOptions CoreOptions(const TagTrainOptions& o) {
+  TrainCoreOptions co;
+  co.epochs = o.epochs;
+  co.patience = o.patience;
+  co.augment = o.augment;
+  co.label_smoothing = o.label_smoothing;
+  co.input_size = o.input_size;
+  co.batch = o.batch;
+  co.lr = o.lr;
+  co.width = o.width;
+  co.pool = o.pool;
+  co.bf16 = o.bf16;
+  co.val_fraction = o.val_fraction;
+  co.seed = o.seed;
+  co.quiet = o.quiet;
+  return co;
+}
+
 std::vector<std::vector<float>> ScoreCrops(BuiltinTagger& model, const std::vector<cv::Mat>& bgr, int batch) {
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < bgr.size(); i += static_cast<size_t>(batch)) {

@@ -13,6 +13,7 @@
 #include "core/tag_schema.h"
 #include "tagger/builtin/builtin_tagger.h"
 #include "tagger/metrics.h"
+#include "tagger/tagger.h"
 
 namespace moeforge::tagger {
 
@@ -64,6 +65,10 @@ struct TrainCoreOptions {
   bool bf16 = false;
   bool quiet = false;
 };
+
+// The training settings of `tag train`'s options (shared by the tag stage and
+// moeforge-tag-eval, so the tool trains as the product does).
+TrainCoreOptions CoreOptions(const TagTrainOptions& o);
 
 struct TrainOutcome {
   std::shared_ptr<BuiltinTagger> model;  // thresholds calibrated on validation
