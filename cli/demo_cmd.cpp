@@ -101,8 +101,6 @@ Command AddDemoCommand(CLI::App& root) {
             p.train.checkpoint_every = 250;
             p.train.sample_every = 250;
             p.train.snapshot_every = 250;
-            // Re-running the demo continues its run rather than starting over.
-            p.train.resume = std::filesystem::exists(p.workspace + "/runs/" + p.train.run + "/config.json");
             // One labelled row per hair colour, the same noise down each column: what the
             // conditioning changes, enlarged for the eye.
             p.sample.by = "hair_color";
