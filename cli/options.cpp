@@ -195,12 +195,15 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("g_blocks", &o->g_blocks, "Generator residual blocks");
   t.Add("d_channels", &o->d_channels, "Discriminator width at its first stage");
   t.Add("d_blocks", &o->d_blocks, "Discriminator residual blocks per stage");
+  t.Add("upsample", &o->upsample, "How G doubles its size: shuffle (sub-pixel conv) or nearest (resize, then conv)");
+  t.Add("d_down", &o->d_down, "How D halves its size: conv (4x4 stride 2) or pool (2x2 average pool, then 3x3 conv)");
   t.Add("lr", &o->lr, "Adam learning rate of G (and of D unless --lr-d)");
   t.Add("lr_d", &o->lr_d, "Adam learning rate of D (0: --lr)");
   t.Add("beta1", &o->beta1, "Adam beta1");
   t.Add("beta2", &o->beta2, "Adam beta2");
   t.Add("l_adv", &o->l_adv, "Weight of the real/fake loss (< 0: the number of tags)");
   t.Add("l_gp", &o->l_gp, "Weight of the DRAGAN gradient penalty");
+  t.Add("gp_every", &o->gp_every, "Compute the penalty on every Nth step only, weighted N times (lazy regularisation)");
   t.Add("ema_kimg", &o->ema_kimg,
         "Half-life of the generator's moving average, in thousands of images (0: no average; sample, eval and "
         "serve use the average)");

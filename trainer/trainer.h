@@ -37,6 +37,8 @@ struct TrainOptions {
   int g_blocks = 16;
   int d_channels = 32;
   int d_blocks = 2;
+  std::string upsample = "shuffle";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
+  std::string d_down = "conv";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
   // Optimisation (the report's Adam settings).
   double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)
   double lr_d = 0;             // > 0: D's learning rate
@@ -47,6 +49,7 @@ struct TrainOptions {
   // tags are learned within a few hundred steps (docs/runs/README.md).
   double l_adv = 1;
   double l_gp = 0.5;
+  int gp_every = 1;            // the penalty on every Nth step only, weighted N times (lazy)
   // The few-step recipe (docs/runs/README.md, "Recipe"). Each is recorded in config.json.
   double ema_kimg = 10;        // half-life of G's moving average in thousands of images; 0: none
   double ema_rampup = 0.05;    // the half-life is at most this share of the images seen so far
