@@ -189,7 +189,10 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("batch", &o->batch, "Batch size");
   t.Add("threads", &o->threads, "CPU threads (0: all cores)");
   t.Add("resume", &o->resume, "Continue the run from its checkpoint, to the step (`moeforge run` decides itself)");
-  t.Add("nproc", &o->nproc, "Data-parallel processes (c10d; only 1 in this build)");
+  t.Add("nproc", &o->nproc,
+        "Data-parallel ranks (c10d: Gloo on CPU, NCCL on CUDA builds); --batch is per rank. Started here, or "
+        "taken from WORLD_SIZE under torchrun/srun");
+  t.Add("dist_timeout", &o->dist_timeout, "Seconds a collective waits for the other ranks before the run fails");
   t.Add("z_dim", &o->z_dim, "Noise dimensions");
   t.Add("g_channels", &o->g_channels, "Generator width");
   t.Add("g_blocks", &o->g_blocks, "Generator residual blocks");

@@ -31,6 +31,11 @@ nn::Conv2d Conv(int in, int out, int k, int stride = 1) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k == 4 ? 1 : k / 2));
 }
 
+// A BatchNorm of G: synchronised over ranks in data-parallel training.
+torch::Tensor Norm(nn::BatchNorm2d& bn, StepComm* sync, const torch::Tensor& x) {
+  return sync != nullptr && bn->is_training() ? SyncBatchNorm(*bn, x, *sync) : bn(x);
+}
+
 // conv-BN-ReLU-conv-BN + identity (SRResNet).
 struct GenBlockImpl : nn::Module {
   explicit GenBlockImpl(int c)
@@ -39,8 +44,9 @@ struct GenBlockImpl : nn::Module {
         c2(register_module("c2", Conv(c, c, 3))),
         b2(register_module("b2", nn::BatchNorm2d(c))) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    return x + b2(c2(torch::relu(b1(c1(x)))));
+    return x + Norm(b2, sync, c2(torch::relu(Norm(b1, sync, c1(x)))));
   }
+  StepComm* sync = nullptr;
   nn::Conv2d c1;
   nn::BatchNorm2d b1;
   nn::Conv2d c2;
@@ -54,13 +60,14 @@ struct UpBlockImpl : nn::Module {
         conv(register_module("conv", Conv(c, shuffle ? 4 * c : c, 3))),
         bn(register_module("bn", nn::BatchNorm2d(c))) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    if (shuffle) return torch::relu(bn(F::pixel_shuffle(conv(x), F::PixelShuffleFuncOptions(2))));
+    if (shuffle) return torch::relu(Norm(bn, sync, F::pixel_shuffle(conv(x), F::PixelShuffleFuncOptions(2))));
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .scale_factor(std::vector<double>{2.0, 2.0})
                                     .mode(torch::kNearest));
-    return torch::relu(bn(conv(up)));
+    return torch::relu(Norm(bn, sync, conv(up)));
   }
   bool shuffle;
+  StepComm* sync = nullptr;
   nn::Conv2d conv;
   nn::BatchNorm2d bn;
 };
@@ -114,13 +121,40 @@ GeneratorImpl::GeneratorImpl(const GanConfig& c) : cfg(c) {
 
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& tags) {
   auto h = fc(torch::cat({z, tags}, 1)).view({z.size(0), cfg.g_channels, 16, 16});
-  h = torch::relu(bn0(h));
+  h = torch::relu(Norm(bn0, bn_sync_, h));
   if (channels_last) h = h.contiguous(at::MemoryFormat::ChannelsLast);
   auto skip = h;
   for (auto& b : *blocks) h = b->as<GenBlock>()->forward(h);
-  h = torch::relu(post_bn(post_conv(h))) + skip;
+  h = torch::relu(Norm(post_bn, bn_sync_, post_conv(h))) + skip;
   for (auto& u : *ups) h = u->as<UpBlock>()->forward(h);
   return torch::tanh(out_conv(h));
+}
+
+void GeneratorImpl::SetBatchNormSync(StepComm* comm) {
+  bn_sync_ = comm;
+  for (auto& b : *blocks) b->as<GenBlock>()->sync = comm;
+  for (auto& u : *ups) u->as<UpBlock>()->sync = comm;
+}
+
+torch::Tensor SyncBatchNorm(nn::BatchNorm2dImpl& bn, const torch::Tensor& x_in, StepComm& comm) {
+  auto x = x_in.to(torch::kFloat);
+  const int64_t c = x.size(1);
+  const double count = double(x.size(0)) * x.size(2) * x.size(3) * comm.world();
+  // One all-reduce of (sum, sum of squares), accumulated in double against cancellation.
+  auto stats = comm.SumAcrossRanks(torch::cat({x.sum({0, 2, 3}, false, torch::kDouble),
+                                               (x * x).sum({0, 2, 3}, false, torch::kDouble)}));
+  auto mean = stats.slice(0, 0, c) / count;
+  auto var = (stats.slice(0, c, 2 * c) / count - mean * mean).clamp_min(0);
+  {
+    torch::NoGradGuard ng;
+    const double m = bn.options.momentum().value_or(0.1);
+    bn.running_mean.mul_(1 - m).add_(mean.to(torch::kFloat), m);
+    bn.running_var.mul_(1 - m).add_((var * (count / std::max(count - 1, 1.0))).to(torch::kFloat), m);
+    bn.num_batches_tracked.add_(1);
+  }
+  auto shape = std::vector<int64_t>{1, c, 1, 1};
+  auto scale = (torch::rsqrt(var + bn.options.eps()).to(torch::kFloat) * bn.weight).view(shape);
+  return (x - mean.to(torch::kFloat).view(shape)) * scale + bn.bias.view(shape);
 }
 
 DiscriminatorImpl::DiscriminatorImpl(const GanConfig& c) : cfg(c) {
@@ -342,8 +376,17 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
     fake = g->forward(z, fake_tags);
   }
   // One transform per sample index for everything D sees this step.
+  // Data-parallel: this rank's rows of a global batch of n_global samples.
+  const int64_t n = real.size(0);
+  const int64_t n_global = c.comm != nullptr ? n * c.comm->world() : n;
+  const int64_t offset = c.comm != nullptr ? n * c.comm->rank() : 0;
+  auto rows = [&](const torch::Tensor& t) { return t.defined() && c.comm != nullptr ? t.narrow(0, offset, n) : t; };
   AugmentParams aug;
-  if (c.augment.any()) aug = DrawAugment(c.augment, real.size(0), static_cast<int>(real.size(2)), real.options());
+  if (c.augment.any()) {
+    aug = DrawAugment(c.augment, n_global, static_cast<int>(real.size(2)), real.options());
+    for (auto* t : {&aug.brightness, &aug.saturation, &aug.contrast, &aug.shift_y, &aug.shift_x, &aug.cut_y, &aug.cut_x})
+      *t = rows(*t);
+  }
   auto seen = [&](const torch::Tensor& x) { return aug.defined() ? ApplyAugment(x, aug) : x; };
   // D: real -> 1 with its tags, fake -> 0, gradient penalty around real data.
   {
@@ -352,12 +395,30 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
       CpuAutocast ac(c.bf16);
       auto d_real = Float(d->forward(seen(real)));
       auto d_fake = Float(d->forward(seen(fake.detach())));
-      auto gp = penalise ? GradientPenalty(d, real, Perturb(real), {}, &aug).to(torch::kFloat)
-                         : torch::zeros({}, d_real.logit.options());
+      torch::Tensor gp;
+      if (!penalise) {
+        gp = torch::zeros({}, d_real.logit.options());
+      } else if (c.comm == nullptr) {
+        gp = GradientPenalty(d, real, Perturb(real), {}, &aug).to(torch::kFloat);
+      } else {
+        // Perturb's std over the global batch, its noise and alpha drawn for the global
+        // batch in the single process's order (noise first, then alpha).
+        std::vector<torch::Tensor> sums{torch::stack({real.sum(torch::kDouble), (real * real).sum(torch::kDouble)})};
+        c.comm->AllReduceSum(sums);
+        const double count = double(real.numel()) * c.comm->world();
+        const double s1 = sums[0][0].item<double>(), s2 = sums[0][1].item<double>();
+        const double std = std::sqrt(std::max(0.0, (s2 - s1 * s1 / count) / std::max(count - 1, 1.0)));
+        auto noise_shape = real.sizes().vec();
+        noise_shape[0] = n_global;
+        auto x_p = real + 0.5 * std * rows(torch::rand(noise_shape, real.options()));
+        auto alpha = rows(torch::rand({n_global}, real.options()));
+        gp = GradientPenalty(d, real, x_p, alpha, &aug).to(torch::kFloat);
+      }
       dl = DiscriminatorLoss(d_real, d_fake, real_tags, gp, c.l_adv, c.l_gp * (penalise ? gp_every : 0));
     }
     opt_d.zero_grad();
     dl.total.backward();
+    if (c.comm != nullptr) c.comm->AverageGradients(d->parameters());
     opt_d.step();
     out.d_total = dl.total.item<double>();
     out.d_adv = dl.adv.item<double>();
@@ -374,10 +435,23 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
     }
     opt_g.zero_grad();
     gl.total.backward();
+    if (c.comm != nullptr) c.comm->AverageGradients(g->parameters());
     opt_g.step();
     out.g_total = gl.total.item<double>();
     out.g_adv = gl.adv.item<double>();
     out.g_cls = gl.cls.item<double>();
+  }
+  if (c.comm != nullptr) {
+    // The losses of the global batch: the mean of the ranks' batch means.
+    std::vector<torch::Tensor> l{torch::tensor(std::vector<double>{out.d_total, out.d_adv, out.d_cls,
+                                                                   penalise ? out.gp : 0.0, out.g_total, out.g_adv,
+                                                                   out.g_cls},
+                                               torch::kDouble)};
+    c.comm->AllReduceSum(l);
+    auto v = (l[0] / c.comm->world()).contiguous();
+    const double* p = v.data_ptr<double>();
+    out.d_total = p[0], out.d_adv = p[1], out.d_cls = p[2], out.g_total = p[4], out.g_adv = p[5], out.g_cls = p[6];
+    if (penalise) out.gp = p[3];
   }
   return out;
 }

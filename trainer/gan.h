@@ -34,8 +34,14 @@ int UpsampleBlocks(int resolution);
 // Discriminator stages after its first conv (each halves the size down to 4x4).
 int DiscriminatorStages(int resolution);
 
+class StepComm;
+
 struct GeneratorImpl : torch::nn::Module {
   explicit GeneratorImpl(const GanConfig& c);
+  // Data-parallel training: in train mode every BatchNorm normalises by the statistics
+  // of the global batch (all ranks), and the running statistics follow them, so the
+  // ranks' G stay one model. Null (the default): plain per-process BatchNorm.
+  void SetBatchNormSync(StepComm* comm);
   // z: N x z_dim, tags: N x T (0/1) -> N x 3 x R x R in [-1, 1].
   torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& tags);
 
@@ -48,6 +54,9 @@ struct GeneratorImpl : torch::nn::Module {
   torch::nn::BatchNorm2d post_bn{nullptr};
   torch::nn::ModuleList ups;         // conv C->4C, PixelShuffle(2) (or resize, conv C->C), BN, ReLU
   torch::nn::Conv2d out_conv{nullptr};  // 9x9 -> 3
+
+ private:
+  StepComm* bn_sync_ = nullptr;
 };
 TORCH_MODULE(Generator);
 
@@ -134,6 +143,29 @@ LossTerms DiscriminatorLoss(const DiscriminatorOut& real, const DiscriminatorOut
 // G = l_adv * BCE(fake -> 1) + BCE(tags of fake vs the tags it was asked for).
 LossTerms GeneratorLoss(const DiscriminatorOut& fake, const torch::Tensor& fake_tags, double l_adv);
 
+// What a data-parallel step needs from its process group (trainer/distributed.h has the
+// c10d one). Every rank draws the randomness of the whole global batch in the same order
+// as a single process would and keeps its own rows, so N ranks with batch B step like one
+// process with batch N x B, and their RNG states stay equal.
+class StepComm {
+ public:
+  virtual ~StepComm() = default;
+  virtual int world() const = 0;
+  virtual int rank() const = 0;
+  // Sums over ranks in place (not differentiable).
+  virtual void AllReduceSum(std::vector<torch::Tensor>& tensors) = 0;
+  // The mean over ranks of the gradients of these parameters, in place, through a few
+  // flat buckets; called between backward() and the optimiser's step().
+  virtual void AverageGradients(const std::vector<torch::Tensor>& params) = 0;
+  // Sum over ranks whose gradient is the sum of the ranks' gradients (synchronised BatchNorm).
+  virtual torch::Tensor SumAcrossRanks(const torch::Tensor& x) = 0;
+};
+
+// Synchronised BatchNorm (train mode): `bn`'s affine transform of x normalised by the
+// mean and biased variance over every rank's batch; updates bn's running statistics as
+// torch's BatchNorm does (unbiased variance, its momentum).
+torch::Tensor SyncBatchNorm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x, StepComm& comm);
+
 struct StepConfig {
   double l_adv = 34;
   double l_gp = 0.5;
@@ -142,6 +174,9 @@ struct StepConfig {
   // Lazy regularisation (StyleGAN2): the gradient penalty on every gp_every-th step
   // only, weighted gp_every times, so its mean weight is l_gp.
   int gp_every = 1;
+  // Data-parallel: gradients averaged over ranks, the batch's randomness drawn for the
+  // global batch. Null: the single-process step.
+  StepComm* comm = nullptr;
 };
 
 struct StepLosses {

@@ -20,6 +20,7 @@
 #include "db/db.h"
 #include "torch_common/cpu_autocast.h"
 #include "trainer/data_cache.h"
+#include "trainer/distributed.h"
 #include "trainer/gan.h"
 #include "trainer/run.h"
 #include "trainer/trainer.h"
@@ -62,7 +63,8 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
           {"seed", o.seed},
           {"deterministic", o.deterministic},
           {"memory_format", o.memory_format},
-          {"bf16", o.bf16}};
+          {"bf16", o.bf16},
+          {"nproc", o.nproc}};
 }
 
 // A resumed run keeps the model, data and optimisation settings it was started with;
@@ -118,9 +120,8 @@ Status Validate(const TrainOptions& o) {
     return Status::InvalidArgument("--memory-format must be auto, contiguous or channels_last");
   if (o.run.empty() || o.run.find('/') != std::string::npos || o.run == "." || o.run == "..")
     return Status::InvalidArgument("--run must be a plain name");
-  if (o.nproc != 1)
-    return Status::Unsupported("--nproc " + std::to_string(o.nproc) +
-                               ": data-parallel training over c10d is not implemented in this build; use --nproc 1");
+  if (o.nproc < 1) return Status::InvalidArgument("--nproc must be >= 1");
+  if (o.dist_timeout < 1) return Status::InvalidArgument("--dist-timeout must be >= 1 (seconds)");
   return Status::Ok();
 }
 
@@ -168,6 +169,12 @@ Result<RunData> PrepareRunData(const Workspace& ws, db::Database& database, Trai
   if (exists) {
     MF_ASSIGN_OR_RETURN(r.config, LoadRunConfig(ws, o.run));
     ApplyStored(r.config.options, o);
+    // Its data order, noise and global batch are those of its number of ranks.
+    const int stored_nproc = r.config.options.value("nproc", 1);
+    if (stored_nproc != o.nproc)
+      return Status::InvalidArgument(fmt::format(
+          "run '{}' was trained by {} rank(s) (global batch {} x {}); resume it with --nproc {}", o.run, stored_nproc,
+          stored_nproc, o.batch, stored_nproc));
     r.cache_path = dir + "/data_" + std::to_string(o.resolution) + ".u8";
     if (r.config.options.value("threads_used", threads) != threads && o.deterministic)
       std::fprintf(stderr, "train: warning: run started with %d threads, now %d: results may differ bit for bit\n",
@@ -299,6 +306,20 @@ Status SubmitMetrics(db::BatchWriter& writer, int64_t run_id, int64_t step, cons
 
 Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   TrainOptions o = opts;
+  MF_ASSIGN_OR_RETURN(const RankEnv env, RankEnvFromEnvironment());
+  if (env.world > 1) {
+    if (o.nproc != 1 && o.nproc != env.world)
+      return Status::InvalidArgument(
+          fmt::format("--nproc {} but WORLD_SIZE={}: one rank of several takes the world size from its launcher",
+                      o.nproc, env.world));
+    o.nproc = env.world;
+  } else if (o.nproc > 1) {
+    return Status::InvalidArgument(fmt::format(
+        "--nproc {}: data-parallel ranks are started by `moeforge train --nproc {}` or by a launcher that sets RANK, "
+        "WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun, srun); this command trains in one process",
+        o.nproc, o.nproc));
+  }
+  const bool lead = env.rank == 0;  // rank 0 alone writes checkpoints, samples, snapshots, metrics
   MF_RETURN_IF_ERROR(Validate(o));
   MF_RETURN_IF_ERROR(ws.CheckExists());
   MF_ASSIGN_OR_RETURN(auto dbp, db::OpenWorkspace(ws));
@@ -309,7 +330,37 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   torch::set_num_threads(threads);
   const std::string dir = RunDir(ws, o.run);
 
-  MF_ASSIGN_OR_RETURN(RunData data, PrepareRunData(ws, database, o, threads));
+  // CUDA when this LibTorch build has it and a GPU is visible (one per local rank); determinism
+  // (and the resume-to-the-bit guarantee) is for CPU runs.
+  const torch::Device device = torch::cuda::is_available()
+                                   ? torch::Device(torch::kCUDA, env.world > 1 ? env.local_rank : 0)
+                                   : torch::Device(torch::kCPU);
+  const bool cuda = device.is_cuda();
+  std::unique_ptr<ProcessGroupComm> comm;
+  if (env.world > 1) {
+    MF_ASSIGN_OR_RETURN(comm, ProcessGroupComm::Connect(env, device, std::chrono::seconds(o.dist_timeout)));
+    if (lead)
+      std::fprintf(stderr, "train: %d ranks over c10d (%s), global batch %d x %d\n", env.world,
+                   comm->backend().c_str(), env.world, o.batch);
+  }
+
+  // Rank 0 makes (or checks) the run; the others wait for its word, then read it.
+  RunData data;
+  if (lead) {
+    auto prepared = PrepareRunData(ws, database, o, threads);
+    if (comm) comm->Publish("run_ready", prepared.ok() ? std::string("ok") : prepared.status().message());
+    MF_RETURN_IF_ERROR(prepared.status());
+    data = std::move(*prepared);
+  } else {
+    // Packing a large view may take rank 0 a while; if it dies, the store's socket closes.
+    MF_ASSIGN_OR_RETURN(std::string word, comm->Await("run_ready", std::chrono::hours(2)));
+    if (word != "ok") return Status::InvalidArgument("rank 0 could not prepare the run: " + word);
+    TrainOptions stored = o;
+    stored.resume = true;  // the run rank 0 has just made or checked
+    MF_ASSIGN_OR_RETURN(data, PrepareRunData(ws, database, stored, threads));
+    stored.resume = o.resume;
+    o = stored;
+  }
   const RunConfig& config = data.config;
   MF_ASSIGN_OR_RETURN(ImageCache cache, ImageCache::Open(data.cache_path));
   if (cache.num_tags() != config.gan.tags || cache.resolution() != config.gan.resolution)
@@ -322,16 +373,13 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   torch::manual_seed(o.seed);
   std::mt19937_64 data_rng(o.seed);
 
-  // CUDA when this LibTorch build has it and a GPU is visible; determinism (and the
-  // resume-to-the-bit guarantee) is for CPU runs.
-  const torch::Device device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  const bool cuda = device.is_cuda();
   // Measured on this project's 2-core AVX-512/AMX box (bench/train_compare.sh): NHWC is
   // faster for the fp32 convolutions, plain NCHW as fast under bf16 autocast.
   const bool channels_last = o.memory_format == "channels_last" || (o.memory_format == "auto" && !o.bf16 && !cuda);
   Models m = BuildModels(config.gan, o, device, channels_last);
   Generator* g_ema = m.g_ema ? &m.g_ema : nullptr;
   Generator& g_sample = g_ema ? m.g_ema : m.g;
+  if (comm) m.g->SetBatchNormSync(comm.get());
 
   TrainState st;
   const std::string ckpt = CheckpointPath(ws, o.run);
@@ -343,11 +391,33 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     if (st.order.size() != static_cast<size_t>(cache.size()))
       return Status::Corrupt(ckpt + ": its data order does not match the cache");
   }
+  if (comm) {
+    // Every rank loaded the same checkpoint (or none); rank 0's models are the truth.
+    try {
+      auto step0 = torch::tensor({st.step}, torch::kLong);
+      comm->Broadcast({step0});
+      if (step0.item<int64_t>() != st.step)
+        return Status::InvalidArgument(fmt::format(
+            "rank {} resumes at step {} but rank 0 at step {}: every rank must see the same WS/runs/{}/ (a shared "
+            "workspace)",
+            env.rank, st.step, step0.item<int64_t>(), o.run));
+      std::vector<torch::Tensor> state = ModuleState(*m.g);
+      for (auto& t : ModuleState(*m.d)) state.push_back(t);
+      if (g_ema)
+        for (auto& t : ModuleState(**g_ema)) state.push_back(t);
+      comm->Broadcast(state);
+    } catch (const std::exception& e) {
+      return Status::Network(fmt::format("rank {}: broadcasting rank 0's models failed: {}", env.rank, e.what()));
+    }
+  }
   const int64_t start_step = st.step;
 
-  MF_ASSIGN_OR_RETURN(int64_t run_id, UpsertRunRow(database, o, config, st.step));
+  int64_t run_id = 0, stage_id = 0;
   nlohmann::json params = OptionsJson(o);
-  MF_ASSIGN_OR_RETURN(int64_t stage_id, db::BeginStageRun(database, "train", params));
+  if (lead) {
+    MF_ASSIGN_OR_RETURN(run_id, UpsertRunRow(database, o, config, st.step));
+    MF_ASSIGN_OR_RETURN(stage_id, db::BeginStageRun(database, "train", params));
+  }
 
   SampleGrid grid(config, o.seed, device);
   auto write_sample = [&](int64_t step) {
@@ -378,14 +448,18 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   auto old_term = std::signal(SIGTERM, OnSignal);
 
   const int64_t n = cache.size();
-  const int b = o.batch;
+  const int b = o.batch;                   // this rank's
+  const int world = env.world;
+  const int gb = b * world;                // the global batch: every rank draws it, keeps its rows
+  const int64_t offset = int64_t(env.rank) * b;
   const int r = config.gan.resolution;
   const int t = config.gan.tags;
-  const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment, o.gp_every};
+  const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment, o.gp_every,
+                      comm.get()};
   StepLosses last;
   double last_gp = 0;  // the newest penalty computed (lazy: not every step has one)
   Progress progress("train", o.steps);
-  progress.Update(st.step);
+  if (lead) progress.Update(st.step);
   auto loop_start = std::chrono::steady_clock::now();
   Status status;
   std::vector<float> real_buf(size_t(b) * 3 * r * r), tag_buf(size_t(b) * t);
@@ -393,32 +467,58 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     return o.minutes > 0 &&
            std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60;
   };
-  while (st.step < o.steps && !g_stop && !out_of_time()) {
-    // The batch: real faces (mirrored at random) with their tags, and tags for the fakes.
-    auto idx = NextIndexes(st, n, b, data_rng);
-    std::vector<bool> flip(b);
-    std::bernoulli_distribution coin(0.5);
-    for (int j = 0; j < b; ++j) flip[j] = coin(data_rng);
-    auto fake_tags = torch::empty({b, t});
-    for (int j = 0; j < b; ++j) {
-      auto v = sampler.Sample(data_rng);
-      std::memcpy(fake_tags.data_ptr<float>() + j * t, v.data(), sizeof(float) * t);
-    }
-    cache.Gather(idx, flip, real_buf.data(), tag_buf.data());
-    auto real = torch::from_blob(real_buf.data(), {b, 3, r, r}).to(device);
-    auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
-    auto z = torch::randn({b, config.gan.z_dim}).to(device);
+  // Ranks stop together: a signal or the time limit on any rank stops all at one step.
+  auto should_stop = [&]() {
+    bool local = g_stop || out_of_time();
+    if (!comm) return local;
+    std::vector<torch::Tensor> v{torch::tensor({local ? 1.0 : 0.0}, torch::kDouble)};
+    comm->AllReduceSum(v);
+    return v[0].item<double>() > 0;
+  };
+  // This rank's rows of a tensor drawn for the global batch.
+  auto mine = [&](const torch::Tensor& x) { return world > 1 ? x.narrow(0, offset, b) : x; };
+  while (st.step < o.steps) {
+    try {
+      if (should_stop()) break;
+      // The batch: real faces (mirrored at random) with their tags, and tags for the fakes.
+      auto idx = NextIndexes(st, n, gb, data_rng);
+      std::vector<bool> flip(gb);
+      std::bernoulli_distribution coin(0.5);
+      for (int j = 0; j < gb; ++j) flip[j] = coin(data_rng);
+      auto fake_tags = torch::empty({gb, t});
+      for (int j = 0; j < gb; ++j) {
+        auto v = sampler.Sample(data_rng);
+        std::memcpy(fake_tags.data_ptr<float>() + j * t, v.data(), sizeof(float) * t);
+      }
+      if (world > 1) {
+        idx = std::vector<int64_t>(idx.begin() + offset, idx.begin() + offset + b);
+        flip = std::vector<bool>(flip.begin() + offset, flip.begin() + offset + b);
+      }
+      cache.Gather(idx, flip, real_buf.data(), tag_buf.data());
+      auto real = torch::from_blob(real_buf.data(), {b, 3, r, r}).to(device);
+      auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
+      auto z = mine(torch::randn({gb, config.gan.z_dim})).to(device);
 
-    last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, fake_tags.to(device), sc, st.step);
+      last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, mine(fake_tags).to(device), sc, st.step);
+    } catch (const std::exception& e) {
+      // A collective that failed: a rank died or stopped answering. This step is half
+      // done (data order advanced, no update), so no checkpoint is written now.
+      status = Status::Network(fmt::format(
+          "rank {} of {}: a collective with the other ranks failed (a rank died or stopped answering within "
+          "--dist-timeout {} s): {}; the run resumes from its last checkpoint with --resume",
+          env.rank, world, o.dist_timeout, e.what()));
+      break;
+    }
     if (!std::isnan(last.gp)) last_gp = last.gp;
     ++st.step;
-    if (g_ema) EmaUpdate(**g_ema, *m.g, EmaBeta(st.step * b, b, o.ema_kimg * 1000, o.ema_rampup));
+    if (g_ema) EmaUpdate(**g_ema, *m.g, EmaBeta(st.step * gb, gb, o.ema_kimg * 1000, o.ema_rampup));
 
     const int64_t step = st.step;
+    if (!lead) continue;
     if (!(status = SubmitMetrics(writer, run_id, step, last)).ok()) break;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
     progress.Update(step, fmt::format("{:.1f} img/s d {:.3f} g {:.3f} gp {:.3f}",
-                                      (step - start_step) * b / std::max(secs, 1e-9), last.d_total, last.g_total,
+                                      (step - start_step) * gb / std::max(secs, 1e-9), last.d_total, last.g_total,
                                       last_gp));
     if (step % o.sample_every == 0 && !(status = write_sample(step)).ok()) break;
     if (step % o.snapshot_every == 0 && !(status = write_snapshot(step)).ok()) break;
@@ -427,19 +527,26 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   const double loop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
-  progress.Finish();
+  if (lead) progress.Finish();
+  const char* state = !status.ok() ? "failed" : (st.step >= o.steps ? "done" : "stopped");
+  db::StageSummary s;
+  s.stage = "train";
+  s.done = st.step - start_step;
+  if (!lead) {
+    MF_RETURN_IF_ERROR(status);
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.extra = {{"run", o.run}, {"step", st.step}, {"state", state}, {"rank", env.rank}};
+    return s;
+  }
   // At exit: always a checkpoint and a grid of where the run stopped.
   if (status.ok() && (st.step % o.checkpoint_every != 0 || st.step == start_step)) status = checkpoint();
   if (status.ok() && (st.step % o.sample_every != 0 || st.step == start_step)) status = write_sample(st.step);
   Status flushed = writer.Flush();
   if (status.ok()) status = flushed;
-  const char* state = !status.ok() ? "failed" : (st.step >= o.steps ? "done" : "stopped");
+  state = !status.ok() ? "failed" : (st.step >= o.steps ? "done" : "stopped");
   if (auto up = database.Cached("UPDATE runs SET state=?, step=?, updated_at=? WHERE id=?"); up.ok())
     (*up)->BindAll(std::string(state), st.step, db::NowIso(), run_id).Run();
 
-  db::StageSummary s;
-  s.stage = "train";
-  s.done = st.step - start_step;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (data.unreadable > 0) s.Fail("unreadable_crop", data.unreadable);
   s.params = params;
@@ -448,7 +555,8 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
              {"state", state},
              {"faces", n},
              {"device", cuda ? "cuda" : "cpu"},
-             {"images_per_s", loop_s > 0 ? s.done * b / loop_s : 0.0},
+             {"images_per_s", loop_s > 0 ? s.done * gb / loop_s : 0.0},
+             {"ranks", world},
              {"d_loss", last.d_total},
              {"g_loss", last.g_total},
              {"gp", last_gp},

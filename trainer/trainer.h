@@ -8,6 +8,7 @@
 // per-step `metrics`. Torch types stay out of this header: the CLI includes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -29,7 +30,11 @@ struct TrainOptions {
   int batch = 64;
   int threads = 0;             // 0 = all cores
   bool resume = false;         // continue WS/runs/<run>/checkpoint.pt
-  int nproc = 1;               // data-parallel processes (not implemented: must be 1)
+  // Data-parallel ranks (c10d; docs/scaling.md). > 1: --batch is per rank, the global
+  // batch nproc x batch; every rank takes its own rows of each global batch. Recorded in
+  // config.json: a run resumes with the same number of ranks only.
+  int nproc = 1;
+  int dist_timeout = 300;      // seconds a collective waits for the other ranks before failing
   // Model size. The report's G: 64 channels, 16 residual blocks; D: 32 channels at the
   // first stage, 2 residual blocks per stage.
   int z_dim = 128;
@@ -67,6 +72,18 @@ struct TrainOptions {
   bool bf16 = true;
   bool json = false;
 };
+
+// `moeforge train --nproc N` on one machine: starts N ranks of this same command line
+// (/proc/self/exe, /proc/self/cmdline) with RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR=127.0.0.1 and a free MASTER_PORT (or the one in the environment) and waits.
+// When a rank fails, the others get `grace` to end on their own (they do at once when it
+// died: their collectives fail), then SIGTERM, then SIGKILL. The error names each rank
+// that failed and how. SIGINT/SIGTERM to the launcher are passed on to the ranks.
+Status LaunchLocalRanks(int nproc, std::chrono::seconds grace);
+// True in a process started as one rank of several (WORLD_SIZE > 1 in the environment).
+bool IsRankOfMany();
+// This process's RANK (0 without one).
+int RankFromEnvironment();
 
 // Trains (or resumes) a run to o.steps. The summary's done is the number of steps run
 // in this invocation; extra carries images/s and the last losses.
