@@ -42,6 +42,7 @@ Command AddModelsCommand(CLI::App& root);      // models_cmd.cpp
 Command AddViewCommand(CLI::App& root);        // view_cmd.cpp
 Command AddQueryCommand(CLI::App& root);       // query_cmd.cpp
 Command AddExportCommand(CLI::App& root);      // export_cmd.cpp
+Command AddMergeCommand(CLI::App& root);       // merge_cmd.cpp
 Command AddServeCommand(CLI::App& root);       // serve_cmd.cpp
 
 }  // namespace moeforge::cli

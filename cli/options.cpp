@@ -93,6 +93,7 @@ OptionTable CrawlOptionTable(crawler::CrawlOptions* o) {
       .Required();
   t.Add("tags", &o->tags, "Tag query for booru APIs, e.g. \"solo -monochrome\"");
   t.Add("limit", &o->limit, "Take at most this many posts/files (0: all)");
+  t.Add("shard", &o->shard, "i/N: keep only the posts whose remote id hashes to part i of N (merge the parts)");
   t.Add("concurrency", &o->concurrency, "Image transfers in flight");
   t.Add("rate", &o->rate, "API requests per second per host (0: polite default, 0.5-1.5 s apart; unlimited on loopback)");
   t.Add("robots", &o->robots, "robots.txt: auto (obey for urls/html, not for API pages), obey, ignore");
@@ -131,6 +132,7 @@ OptionTable DetectOptionTable(detector::DetectOptions* o) {
   t.Add("nms_threshold", &o->nms_threshold, "yunet/yolo: IoU above which NMS drops a box");
   t.Add("threads", &o->threads, "Worker threads (0: all cores)");
   t.Add("limit", &o->limit, "Process at most this many images (0: all)");
+  t.Add("shard", &o->shard, "i/N: detect only the images whose SHA-256 hashes to part i of N");
   t.Add("retry_failed", &o->retry_failed, "Redo images this detector recorded as failed");
   return t;
 }
@@ -174,6 +176,7 @@ OptionTable TagOptionTable(tagger::TagOptions* o) {
   t.Add("schema", &o->schema, "External taggers: tag schema TOML to map onto (default: the 34)");
   t.Add("detector", &o->detector, "Only faces of this detector (name as in v_faces)");
   t.Add("limit", &o->limit, "At most this many faces this run (0 = all)");
+  t.Add("shard", &o->shard, "i/N: tag only the faces of images whose SHA-256 hashes to part i of N");
   return t;
 }
 

@@ -2,6 +2,7 @@
 // folder) into the frontier and posts tables, fetches the files through the one HTTP
 // client and hands them to the Ingestor. See crawler.h for the contract.
 #include "crawler/crawler.h"
+#include "core/shard.h"
 #include "core/strings.h"
 
 #include <fcntl.h>
@@ -259,7 +260,11 @@ class CrawlRun {
     auto jobs = std::make_shared<std::vector<ImageJob>>();
     auto skipped = std::make_shared<std::vector<std::string>>();
     int64_t sid = source_id_;
-    auto shared_posts = std::make_shared<std::vector<NewPost>>(posts);
+    // --shard i/N: this machine keeps the posts whose remote id hashes to its part.
+    auto shard = Shard::Parse(o_.shard);
+    auto shared_posts = std::make_shared<std::vector<NewPost>>();
+    for (const auto& p : posts)
+      if (!shard.ok() || shard->Owns(p.remote_id)) shared_posts->push_back(p);
     bool local = o_.source == "dir";
     MF_RETURN_IF_ERROR(writer_->Submit([=](db::Database& db) -> Status {
       std::string now = db::NowIso();
@@ -1052,6 +1057,7 @@ Status Validate(const CrawlOptions& o) {
   if ((api || o.source == "html") && !IsHttpUrl(o.url))
     return Status::InvalidArgument("--url must be an http(s) URL for --source " + o.source);
   if (o.limit < 0) return Status::InvalidArgument("--limit must be >= 0");
+  MF_RETURN_IF_ERROR(Shard::Parse(o.shard).status());
   if (o.concurrency < 1 || o.concurrency > 256) return Status::InvalidArgument("--concurrency must be in 1..256");
   if (o.rate < 0) return Status::InvalidArgument("--rate must be >= 0");
   if (o.robots != "auto" && o.robots != "obey" && o.robots != "ignore")

@@ -37,6 +37,7 @@ struct CrawlOptions {
   std::string url;      // API base URL, URL list file, start page, or folder
   std::string tags;     // API tag query ("solo -monochrome")
   int64_t limit = 0;    // posts (or files) to take from the source; 0 = all
+  std::string shard;    // "i/N": keep only the posts whose remote id hashes to part i (core/shard.h)
   int concurrency = 8;  // image transfers in flight (and per image host)
   // API requests per second per host; 0 = the polite default (one request every 0.5-1.5 s)
   // or, on loopback, unlimited.

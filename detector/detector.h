@@ -42,6 +42,7 @@ struct DetectOptions {
   int threads = 0;        // 0: all cores
   bool json = false;
   int64_t limit = 0;      // at most this many images this run (0: all)
+  std::string shard;      // "i/N": only the images whose SHA-256 hashes to part i (core/shard.h)
   bool retry_failed = false;  // redo images this detector recorded as failed
 
   // Cascade backends (lbpcascade_animeface README: scaleFactor 1.1, minNeighbors 5).

@@ -16,6 +16,7 @@
 #include <oneapi/tbb/task_arena.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "core/shard.h"
 #include "core/progress.h"
 #include "db/db.h"
 #include "detector/detector.h"
@@ -182,9 +183,11 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
                    "AND NOT EXISTS (SELECT 1 FROM detections_done d WHERE d.detector_id = ?1 AND d.image_sha256 = "
                    "i.sha256 " + seen + ") ORDER BY i.rowid"));
     q.Bind(1, detector_id);
+    MF_ASSIGN_OR_RETURN(const Shard shard, Shard::Parse(opts.shard));
     while (true) {
       MF_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
+      if (!shard.Owns(q.Text(0))) continue;  // --shard i/N: another machine's image
       work.push_back({q.Text(0), q.Text(1), q.Text(2)});
       if (opts.limit > 0 && static_cast<int64_t>(work.size()) >= opts.limit) break;
     }

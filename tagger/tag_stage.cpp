@@ -11,6 +11,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <tbb/parallel_for.h>
 
+#include "core/shard.h"
 #include "core/progress.h"
 #include "core/tag_schema.h"
 #include "db/db.h"
@@ -248,18 +249,20 @@ Result<db::StageSummary> Tag(const Workspace& ws, const TagOptions& o) {
   }));
 
   std::string sql =
-      "SELECT f.id, f.crop_path FROM faces f JOIN detectors d ON d.id = f.detector_id "
+      "SELECT f.id, f.crop_path, f.image_sha256 FROM faces f JOIN detectors d ON d.id = f.detector_id "
       "WHERE f.crop_path IS NOT NULL AND (?1 = '' OR d.name = ?1) "
       "AND NOT EXISTS (SELECT 1 FROM face_tags ft WHERE ft.tagger_id = ?2 AND ft.face_id = f.id) ORDER BY f.id";
-  if (o.limit > 0) sql += " LIMIT " + std::to_string(o.limit);
+  MF_ASSIGN_OR_RETURN(const Shard shard, Shard::Parse(o.shard));
+  if (o.limit > 0 && shard.whole()) sql += " LIMIT " + std::to_string(o.limit);
   std::vector<int64_t> ids;
   std::vector<std::string> paths;
   {
     MF_ASSIGN_OR_RETURN(db::Stmt q, db.Prepare(sql));
     q.Bind(1, o.detector).Bind(2, tagger_id);
-    while (true) {
+    while (o.limit <= 0 || static_cast<int64_t>(ids.size()) < o.limit) {
       MF_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
+      if (!shard.Owns(q.Text(2))) continue;  // --shard i/N: a face of another machine's image
       ids.push_back(q.Int(0));
       paths.push_back(q.Text(1));
     }

@@ -77,6 +77,7 @@ struct TagOptions {
   std::string schema;              // external taggers: schema to map onto ("" = default)
   std::string detector;            // only faces of this detector name; "" = any
   int limit = 0;                   // at most this many faces this run (0 = all)
+  std::string shard;               // "i/N": only faces of images whose SHA-256 hashes to part i (core/shard.h)
   bool json = false;
   bool quiet = false;
 };
