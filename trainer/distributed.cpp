@@ -31,6 +31,17 @@ Result<int> EnvInt(const char* name, int fallback, bool required) {
 // a few large collectives instead of one per tensor (DDP's buckets, 25 MB there).
 constexpr int64_t kBucketElems = int64_t(4) << 20;
 
+// Adds the wall time of its scope to a counter.
+class Timed {
+ public:
+  explicit Timed(double& total) : total_(total), t0_(std::chrono::steady_clock::now()) {}
+  ~Timed() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
 // Copies `tensors` into flat buckets (one dtype each), runs `collective` on each bucket
 // and copies the results back. Works for any memory layout.
 template <typename Collective>
@@ -114,7 +125,10 @@ Result<std::unique_ptr<ProcessGroupComm>> ProcessGroupComm::Connect(const RankEn
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(env.master_port);
-    so.isServer = env.rank == 0;
+    // Under torchrun with TORCHELASTIC_USE_AGENT_STORE=True the agent already serves the
+    // store at MASTER_PORT and every rank is its client (as in PyTorch's env:// init).
+    const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    so.isServer = env.rank == 0 && !(agent != nullptr && std::string(agent) == "True");
     so.numWorkers = env.world;
     so.waitWorkers = true;
     so.timeout = timeout;
@@ -148,7 +162,8 @@ Result<std::unique_ptr<ProcessGroupComm>> ProcessGroupComm::Connect(const RankEn
   } catch (const std::exception& e) {
     return Status::Network("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world) +
                            ": rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
-                           " failed: " + e.what());
+                           " failed within --dist-timeout " + std::to_string(timeout.count()) +
+                           " s (did all WORLD_SIZE ranks start, and can they reach MASTER_ADDR?): " + ErrorText(e));
   }
   return std::unique_ptr<ProcessGroupComm>(new ProcessGroupComm(env.rank, env.world, std::move(impl)));
 }
@@ -156,6 +171,7 @@ Result<std::unique_ptr<ProcessGroupComm>> ProcessGroupComm::Connect(const RankEn
 std::string ProcessGroupComm::backend() const { return impl_->backend; }
 
 void ProcessGroupComm::AllReduceSum(std::vector<torch::Tensor>& tensors) {
+  Timed t(collective_s_);
   for (auto& t : tensors) {
     if (!t.is_contiguous()) t = t.contiguous();
     std::vector<torch::Tensor> one{t};
@@ -164,6 +180,7 @@ void ProcessGroupComm::AllReduceSum(std::vector<torch::Tensor>& tensors) {
 }
 
 void ProcessGroupComm::AverageGradients(const std::vector<torch::Tensor>& params) {
+  Timed t(collective_s_);
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
@@ -179,6 +196,7 @@ torch::Tensor ProcessGroupComm::SumAcrossRanks(const torch::Tensor& x) {
 }
 
 void ProcessGroupComm::Broadcast(const std::vector<torch::Tensor>& tensors) {
+  Timed t(collective_s_);
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> plain;
   for (const auto& t : tensors) plain.push_back(t.detach());
@@ -195,8 +213,13 @@ Result<std::string> ProcessGroupComm::Await(const std::string& key, std::chrono:
     auto v = impl_->store->get(key);
     return std::string(v.begin(), v.end());
   } catch (const std::exception& e) {
-    return Status::Network("rank " + std::to_string(rank_) + ": no word from rank 0 on '" + key + "': " + e.what());
+    return Status::Network("rank " + std::to_string(rank_) + ": no word from rank 0 on '" + key + "': " + ErrorText(e));
   }
+}
+
+std::string ErrorText(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
 }
 
 std::vector<torch::Tensor> ModuleState(const torch::nn::Module& m) {

@@ -44,6 +44,9 @@ class ProcessGroupComm : public StepComm {
   void AllReduceSum(std::vector<torch::Tensor>& tensors) override;
   void AverageGradients(const std::vector<torch::Tensor>& params) override;
   torch::Tensor SumAcrossRanks(const torch::Tensor& x) override;
+  // Seconds this rank has spent inside collectives (sending, reducing, and waiting for
+  // slower ranks): the communication share of a step, measured.
+  double collective_seconds() const { return collective_s_; }
   // Rank 0's values into every rank's tensors (any layout), in place.
   void Broadcast(const std::vector<torch::Tensor>& tensors);
 
@@ -56,8 +59,12 @@ class ProcessGroupComm : public StepComm {
   struct Impl;
   ProcessGroupComm(int rank, int world, std::unique_ptr<Impl> impl);
   int rank_, world_;
+  double collective_s_ = 0;
   std::unique_ptr<Impl> impl_;
 };
+
+// An exception's message without c10's backtrace (what a user reads).
+std::string ErrorText(const std::exception& e);
 
 // Every parameter and buffer of `m` (as the optimiser and checkpoint see them).
 std::vector<torch::Tensor> ModuleState(const torch::nn::Module& m);

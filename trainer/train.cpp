@@ -407,7 +407,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
         for (auto& t : ModuleState(**g_ema)) state.push_back(t);
       comm->Broadcast(state);
     } catch (const std::exception& e) {
-      return Status::Network(fmt::format("rank {}: broadcasting rank 0's models failed: {}", env.rank, e.what()));
+      return Status::Network(fmt::format("rank {}: broadcasting rank 0's models failed: {}", env.rank, ErrorText(e)));
     }
   }
   const int64_t start_step = st.step;
@@ -461,6 +461,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   Progress progress("train", o.steps);
   if (lead) progress.Update(st.step);
   auto loop_start = std::chrono::steady_clock::now();
+  const double collective_before = comm ? comm->collective_seconds() : 0.0;  // the start's broadcast left out
   Status status;
   std::vector<float> real_buf(size_t(b) * 3 * r * r), tag_buf(size_t(b) * t);
   auto out_of_time = [&] {
@@ -506,7 +507,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
       status = Status::Network(fmt::format(
           "rank {} of {}: a collective with the other ranks failed (a rank died or stopped answering within "
           "--dist-timeout {} s): {}; the run resumes from its last checkpoint with --resume",
-          env.rank, world, o.dist_timeout, e.what()));
+          env.rank, world, o.dist_timeout, ErrorText(e)));
       break;
     }
     if (!std::isnan(last.gp)) last_gp = last.gp;
@@ -557,6 +558,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
              {"device", cuda ? "cuda" : "cpu"},
              {"images_per_s", loop_s > 0 ? s.done * gb / loop_s : 0.0},
              {"ranks", world},
+             {"collective_share", comm && loop_s > 0 ? (comm->collective_seconds() - collective_before) / loop_s : 0.0},
              {"d_loss", last.d_total},
              {"g_loss", last.g_total},
              {"gp", last_gp},
