@@ -75,6 +75,7 @@ Status Frontier::Run(PostSource& source) {
   WaitImages(0);
   pool_->Wait();
   Status f = writer_->Flush();
+  if (f.ok()) ingest_->RemoveSupersededBlobs();
   progress_->Finish();
   if (!s.ok()) return s;
   return f;
@@ -95,6 +96,7 @@ void Frontier::FillSummary(db::StageSummary& sum) {
     sum.extra["http2_responses"] = st.http2;
   }
   sum.extra["blob_flushes"] = ingest_->blob_flushes();
+  sum.extra["superseded"] = ingest_->superseded();
 }
 
 void Frontier::DropWriter() {
