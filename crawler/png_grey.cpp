@@ -1,5 +1,6 @@
 #include "crawler/png_grey.h"
 
+#include <emmintrin.h>
 #include <libdeflate.h>
 
 #include <cstdint>
@@ -37,6 +38,146 @@ inline uint8_t Paeth(int a, int b, int c) {
   return static_cast<uint8_t>(pa <= pb && pa <= pc ? a : bc);
 }
 
+// Sub, Average and Paeth carry a dependency from each pixel to the next. For 3- and 4-byte
+// pixels, one pixel per step in 16-bit SSE2 lanes keeps that chain to a few vector
+// instructions, where the byte loop pays it per byte: Paeth rows were most of a demo
+// PNG's hash cost. The results are byte for byte the byte loop's.
+// Reads 4 bytes whatever kBpp is (a single load: assembling 3 bytes through memory stalls
+// store forwarding); the buffers keep one byte of slack after the last row for it.
+inline __m128i LoadPixel(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_unpacklo_epi8(_mm_cvtsi32_si128(static_cast<int>(v)), _mm_setzero_si128());
+}
+
+template <size_t kBpp>
+inline void StorePixel(uint8_t* p, __m128i x) {
+  uint32_t v = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(x, x)));
+  if (kBpp == 4) {
+    std::memcpy(p, &v, 4);
+  } else {
+    p[0] = static_cast<uint8_t>(v);
+    p[1] = static_cast<uint8_t>(v >> 8);
+    p[2] = static_cast<uint8_t>(v >> 16);
+  }
+}
+
+inline __m128i Abs16(__m128i x) { return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x)); }
+
+// The grey level of a reconstructed RGB(A) pixel in 16-bit lanes: Grey() below, as two
+// pairwise products. Off the reconstruction's dependency chain, so nearly free.
+inline uint8_t GreyOfLanes(__m128i px, __m128i coef) {
+  __m128i m = _mm_madd_epi16(px, coef);  // r*kR + g*kG, b*kB + alpha*0
+  uint32_t s = static_cast<uint32_t>(_mm_cvtsi128_si32(m)) + static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(m, 4)));
+  return static_cast<uint8_t>(s >> 15);
+}
+
+// The predictor of filter kType from the left (a), upper (b) and upper-left (c) pixels.
+template <int kType>
+inline __m128i Predict(__m128i a, __m128i b, __m128i c) {
+  if (kType == 0) return _mm_setzero_si128();
+  if (kType == 1) return a;
+  if (kType == 2) return b;
+  if (kType == 3) return _mm_srli_epi16(_mm_add_epi16(a, b), 1);
+  __m128i e = _mm_sub_epi16(b, c), d = _mm_sub_epi16(a, c);
+  // |p-a| = |b-c|, |p-b| = |a-c|, |p-c| = |a-c + b-c|; ties go to a, then b.
+  __m128i pa = Abs16(e), pb = Abs16(d), pc = Abs16(_mm_add_epi16(d, e));
+  __m128i not_a = _mm_or_si128(_mm_cmpgt_epi16(pa, pb), _mm_cmpgt_epi16(pa, pc));
+  __m128i not_b = _mm_cmpgt_epi16(pb, pc);
+  __m128i bc = _mm_or_si128(_mm_and_si128(not_b, c), _mm_andnot_si128(not_b, b));
+  return _mm_or_si128(_mm_and_si128(not_a, bc), _mm_andnot_si128(not_a, a));
+}
+
+inline __m128i Reconstruct(__m128i raw, __m128i pred) {
+  return _mm_and_si128(_mm_add_epi16(raw, pred), _mm_set1_epi16(0xff));
+}
+
+// Reconstructs one row of 3- or 4-byte pixels in place (filter kType) and writes its grey
+// levels to `grey`.
+template <size_t kBpp, int kType>
+void UnfilterRgbRow(uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
+  __m128i a = _mm_setzero_si128(), c = _mm_setzero_si128();  // left and upper-left, 0 at the edge
+  for (size_t x = 0, i = 0; x < width; ++x, i += kBpp) {
+    __m128i b = LoadPixel(prev + i);
+    a = Reconstruct(LoadPixel(row + i), Predict<kType>(a, b, c));
+    c = b;
+    if (kType != 0) StorePixel<kBpp>(row + i, a);
+    grey[x] = GreyOfLanes(a, coef);
+  }
+}
+
+// Two rows at once, the lower one pixel behind: its upper neighbours are the upper row's
+// pixels just made (kept in registers), so the two dependency chains are independent and
+// the core runs them side by side; one row alone leaves it waiting on a single chain.
+// The upper row is not stored back (nothing reads it again), the lower one is (the next
+// pair's `prev`).
+template <size_t kBpp, int kT0, int kT1>
+void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t width, uint8_t* g0, uint8_t* g1,
+                        __m128i coef) {
+  const __m128i zero = _mm_setzero_si128();
+  __m128i b0 = LoadPixel(prev);
+  __m128i a0 = Reconstruct(LoadPixel(r0), Predict<kT0>(zero, b0, zero));
+  __m128i c0 = b0;
+  g0[0] = GreyOfLanes(a0, coef);
+  __m128i a1 = zero, c1 = zero;
+  for (size_t x = 1, i = kBpp; x < width; ++x, i += kBpp) {
+    // Lower row, pixel x - 1: above it is a0 (upper row, pixel x - 1).
+    __m128i n1 = Reconstruct(LoadPixel(r1 + i - kBpp), Predict<kT1>(a1, a0, c1));
+    c1 = a0;
+    a1 = n1;
+    StorePixel<kBpp>(r1 + i - kBpp, a1);
+    g1[x - 1] = GreyOfLanes(a1, coef);
+    // Upper row, pixel x.
+    b0 = LoadPixel(prev + i);
+    a0 = Reconstruct(LoadPixel(r0 + i), Predict<kT0>(a0, b0, c0));
+    c0 = b0;
+    g0[x] = GreyOfLanes(a0, coef);
+  }
+  size_t last = (width - 1) * kBpp;
+  a1 = Reconstruct(LoadPixel(r1 + last), Predict<kT1>(a1, a0, c1));
+  StorePixel<kBpp>(r1 + last, a1);
+  g1[width - 1] = GreyOfLanes(a1, coef);
+}
+
+template <size_t kBpp>
+bool UnfilterRgbRow(int type, uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
+  switch (type) {
+    case 0: UnfilterRgbRow<kBpp, 0>(row, prev, width, grey, coef); return true;
+    case 1: UnfilterRgbRow<kBpp, 1>(row, prev, width, grey, coef); return true;
+    case 2: UnfilterRgbRow<kBpp, 2>(row, prev, width, grey, coef); return true;
+    case 3: UnfilterRgbRow<kBpp, 3>(row, prev, width, grey, coef); return true;
+    case 4: UnfilterRgbRow<kBpp, 4>(row, prev, width, grey, coef); return true;
+    default: return false;
+  }
+}
+
+using RowPairFn = void (*)(uint8_t*, uint8_t*, const uint8_t*, size_t, uint8_t*, uint8_t*, __m128i);
+
+template <size_t kBpp, int kT0>
+RowPairFn RowPairFor(int t1) {
+  switch (t1) {
+    case 0: return &UnfilterRgbRowPair<kBpp, kT0, 0>;
+    case 1: return &UnfilterRgbRowPair<kBpp, kT0, 1>;
+    case 2: return &UnfilterRgbRowPair<kBpp, kT0, 2>;
+    case 3: return &UnfilterRgbRowPair<kBpp, kT0, 3>;
+    case 4: return &UnfilterRgbRowPair<kBpp, kT0, 4>;
+    default: return nullptr;
+  }
+}
+
+// nullptr for an unknown filter type.
+template <size_t kBpp>
+RowPairFn RowPairFor(int t0, int t1) {
+  switch (t0) {
+    case 0: return RowPairFor<kBpp, 0>(t1);
+    case 1: return RowPairFor<kBpp, 1>(t1);
+    case 2: return RowPairFor<kBpp, 2>(t1);
+    case 3: return RowPairFor<kBpp, 3>(t1);
+    case 4: return RowPairFor<kBpp, 4>(t1);
+    default: return nullptr;
+  }
+}
+
 // Undoes one row's PNG filter in place. `prev` is the reconstructed row above (zeros for
 // the first row). False for an unknown filter type (the file is corrupt).
 bool Unfilter(int type, uint8_t* row, const uint8_t* prev, size_t n, size_t bpp) {
@@ -63,14 +204,14 @@ bool Unfilter(int type, uint8_t* row, const uint8_t* prev, size_t n, size_t bpp)
 }
 
 // libpng's png_do_rgb_to_gray as OpenCV sets it up (png_set_rgb_to_gray(p, 1, 0.299,
-// 0.587)): coefficients in 1/32768ths, truncated when set and when applied, grey pixels
-// passed through unchanged.
+// 0.587)): coefficients in 1/32768ths, truncated when set and when applied. libpng passes
+// grey pixels (r == g == b) through unchanged; the three coefficients sum to 32768, so the
+// formula gives them unchanged too, and without the branch the loop vectorises.
 constexpr uint32_t kRed = 29900u * 32768u / 100000u;
 constexpr uint32_t kGreen = 58700u * 32768u / 100000u;
 constexpr uint32_t kBlue = 32768u - kRed - kGreen;
 
 inline uint8_t Grey(uint32_t r, uint32_t g, uint32_t b) {
-  if (r == g && r == b) return static_cast<uint8_t>(r);
   return static_cast<uint8_t>((kRed * r + kGreen * g + kBlue * b) >> 15);
 }
 
@@ -130,34 +271,45 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   const size_t stride = static_cast<size_t>(width) * bpp;
   const size_t raw_size = static_cast<size_t>(height) * (stride + 1);
   if (stride / bpp != width || raw_size / (stride + 1) != height) return std::nullopt;
-  std::vector<uint8_t> raw(raw_size);
+  std::vector<uint8_t> raw(raw_size + 1);  // + LoadPixel's slack
   size_t got = 0;
-  if (libdeflate_zlib_decompress(ThreadDecompressor(), idat.data(), idat.size(), raw.data(), raw.size(), &got) !=
+  if (libdeflate_zlib_decompress(ThreadDecompressor(), idat.data(), idat.size(), raw.data(), raw_size, &got) !=
           LIBDEFLATE_SUCCESS ||
       got != raw_size)
     return std::nullopt;
 
   cv::Mat grey(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
-  std::vector<uint8_t> zeros(stride, 0);
+  std::vector<uint8_t> zeros(stride + 1, 0);
   const uint8_t* prev = zeros.data();
+  const __m128i coef = _mm_setr_epi16(static_cast<int16_t>(kRed), static_cast<int16_t>(kGreen), static_cast<int16_t>(kBlue), 0, 0, 0, 0, 0);
   for (uint32_t y = 0; y < height; ++y) {
     uint8_t* line = raw.data() + static_cast<size_t>(y) * (stride + 1);
     uint8_t* row = line + 1;
+    uint8_t* out = grey.ptr<uint8_t>(static_cast<int>(y));
+    if ((color_type == 2 || color_type == 6) && y + 1 < height) {
+      uint8_t* line1 = line + stride + 1;
+      RowPairFn pair = color_type == 2 ? RowPairFor<3>(line[0], line1[0]) : RowPairFor<4>(line[0], line1[0]);
+      if (!pair) return std::nullopt;
+      pair(row, line1 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)), coef);
+      prev = line1 + 1;
+      ++y;
+      continue;
+    }
+    if (color_type == 2 || color_type == 6) {
+      bool ok = color_type == 2 ? UnfilterRgbRow<3>(line[0], row, prev, width, out, coef)
+                                : UnfilterRgbRow<4>(line[0], row, prev, width, out, coef);
+      if (!ok) return std::nullopt;
+      prev = row;
+      continue;
+    }
     if (!Unfilter(line[0], row, prev, stride, bpp)) return std::nullopt;
     prev = row;
-    uint8_t* out = grey.ptr<uint8_t>(static_cast<int>(y));
     switch (color_type) {
       case 0:
         std::memcpy(out, row, width);
         break;
       case 4:
         for (uint32_t x = 0; x < width; ++x) out[x] = row[2 * x];
-        break;
-      case 2:
-        for (uint32_t x = 0; x < width; ++x) out[x] = Grey(row[3 * x], row[3 * x + 1], row[3 * x + 2]);
-        break;
-      case 6:
-        for (uint32_t x = 0; x < width; ++x) out[x] = Grey(row[4 * x], row[4 * x + 1], row[4 * x + 2]);
         break;
       case 3:
         for (uint32_t x = 0; x < width; ++x) {

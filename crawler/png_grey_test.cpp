@@ -55,16 +55,17 @@ int PaethPredict(int a, int b, int c) {
   int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
-// `pixels`: rows of width*channels samples. Row y gets filter y % 5.
+// `pixels`: rows of width*channels samples. Row y gets filter filters[y % size], or y % 5.
 std::string HandPng(int width, int height, int color_type, int channels, const std::vector<uint8_t>& pixels,
-                    const std::vector<Chunk>& extra_before_idat = {}, const std::string& palette = "") {
+                    const std::vector<Chunk>& extra_before_idat = {}, const std::string& palette = "",
+                    const std::vector<int>& filters = {}) {
   const size_t stride = static_cast<size_t>(width) * channels;
   std::string raw;
   std::vector<uint8_t> zero(stride, 0);
   for (int y = 0; y < height; ++y) {
     const uint8_t* row = pixels.data() + y * stride;
     const uint8_t* prev = y ? row - stride : zero.data();
-    int f = y % 5;
+    int f = filters.empty() ? y % 5 : filters[static_cast<size_t>(y) % filters.size()];
     raw.push_back(static_cast<char>(f));
     for (size_t i = 0; i < stride; ++i) {
       int a = i >= static_cast<size_t>(channels) ? row[i - channels] : 0;
@@ -142,6 +143,29 @@ TEST(PngGrey, MatchesOpenCvForEveryColourTypeAndFilter) {
   // Ancillary chunks that do not change pixels are skipped.
   ExpectSameAsOpenCv(HandPng(w, h, 2, 3, RandomSamples(w * h * 3, 7), {{"tEXt", std::string("Comment\0hi", 10)}}),
                      "rgb with tEXt");
+}
+
+// RGB and RGBA rows are reconstructed two at a time (the lower one a pixel behind): every
+// ordered pair of filter types, an odd last row, one- and two-pixel-wide images.
+TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFilters) {
+  std::vector<int> pairs;
+  for (int upper = 0; upper < 5; ++upper) {
+    for (int lower = 0; lower < 5; ++lower) {
+      pairs.push_back(upper);
+      pairs.push_back(lower);
+    }
+  }
+  for (int channels : {3, 4}) {
+    for (int w : {1, 2, 17}) {
+      for (int h : {1, 2, 51}) {
+        std::string what = std::to_string(channels) + " channels, " + std::to_string(w) + "x" + std::to_string(h);
+        ExpectSameAsOpenCv(HandPng(w, h, channels == 3 ? 2 : 6, channels,
+                                   RandomSamples(static_cast<size_t>(w * h * channels), static_cast<uint32_t>(w * h)),
+                                   {}, "", pairs),
+                           what);
+      }
+    }
+  }
 }
 
 TEST(PngGrey, LeavesEverythingElseToOpenCv) {
