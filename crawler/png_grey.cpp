@@ -3,6 +3,8 @@
 #include <emmintrin.h>
 #include <libdeflate.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -139,6 +141,67 @@ void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t wi
   g1[width - 1] = GreyOfLanes(a1, coef);
 }
 
+// Two pixels in one register: 16-bit lanes 0-3 from `p`, 4-7 from `q`.
+inline __m128i LoadTwo(const uint8_t* p, const uint8_t* q) {
+  uint32_t u, v;
+  std::memcpy(&u, p, 4);
+  std::memcpy(&v, q, 4);
+  __m128i two = _mm_unpacklo_epi32(_mm_cvtsi32_si128(static_cast<int>(u)), _mm_cvtsi32_si128(static_cast<int>(v)));
+  return _mm_unpacklo_epi8(two, _mm_setzero_si128());
+}
+
+// The grey levels of the two pixels of a register (as GreyOfLanes).
+inline void GreyOfTwo(__m128i px, __m128i coef, uint8_t* lo, uint8_t* hi) {
+  __m128i m = _mm_madd_epi16(px, coef);
+  __m128i s = _mm_add_epi32(m, _mm_srli_si128(m, 4));
+  *lo = static_cast<uint8_t>(static_cast<uint32_t>(_mm_cvtsi128_si32(s)) >> 15);
+  *hi = static_cast<uint8_t>(static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8))) >> 15);
+}
+
+// Four Paeth rows at once, the common case of demo and booru PNGs (libpng's encoder picks
+// Paeth for most rows of an illustration). Each row runs a pixel behind the one above, so
+// that a lower row's upper neighbours are pixels already made, and two rows share one
+// register (rows 0-1 in P, rows 2-3 in Q): each step makes four pixels with two Paeth
+// predictions on two independent chains. Only row 3 is stored back (the next `prev`).
+template <size_t kBpp>
+void UnfilterRgbPaethQuad(uint8_t* r0, uint8_t* r1, uint8_t* r2, uint8_t* r3, const uint8_t* prev, size_t width,
+                          uint8_t* g0, uint8_t* g1, uint8_t* g2, uint8_t* g3, __m128i coef1) {
+  const __m128i coef = _mm_unpacklo_epi64(coef1, coef1);
+  const __m128i low_half = _mm_set_epi32(0, 0, -1, -1);
+  // Step s makes P = [row 0 pixel s | row 1 pixel s-1] and Q = [row 2 pixel s-2 | row 3
+  // pixel s-3]; a lane whose pixel lies left of the image is zero (the left edge), and one
+  // right of it is never read by a pixel inside.
+  __m128i p = _mm_setzero_si128(), q = _mm_setzero_si128();    // the last step's
+  __m128i pc = _mm_setzero_si128(), qc = _mm_setzero_si128();  // upper-left neighbours
+  const ptrdiff_t w = static_cast<ptrdiff_t>(width), bpp = static_cast<ptrdiff_t>(kBpp);
+  for (ptrdiff_t s = 0; s < w + 3; ++s) {
+    // Upper neighbours: P's are [prev pixel s | row 0 pixel s-1], Q's [row 1 pixel s-2 |
+    // row 2 pixel s-3]; the lanes of the last step's P and Q.
+    __m128i pb = _mm_unpacklo_epi64(LoadPixel(prev + std::min(s, w - 1) * bpp), p);
+    __m128i qb = _mm_unpacklo_epi64(_mm_unpackhi_epi64(p, p), q);
+    __m128i np = Reconstruct(LoadTwo(r0 + s * bpp, r1 + (s - 1) * bpp), Predict<4>(p, pb, pc));
+    __m128i nq = Reconstruct(LoadTwo(r2 + (s - 2) * bpp, r3 + (s - 3) * bpp), Predict<4>(q, qb, qc));
+    pc = pb;
+    qc = qb;
+    if (s < 3) {
+      if (s == 0) np = _mm_and_si128(np, low_half);
+      nq = s == 2 ? _mm_and_si128(nq, low_half) : _mm_setzero_si128();
+    }
+    p = np;
+    q = nq;
+    uint8_t grey[4];
+    GreyOfTwo(p, coef, &grey[0], &grey[1]);
+    GreyOfTwo(q, coef, &grey[2], &grey[3]);
+    if (s < w) g0[s] = grey[0];
+    if (s >= 1 && s - 1 < w) g1[s - 1] = grey[1];
+    if (s >= 2 && s - 2 < w) g2[s - 2] = grey[2];
+    if (s >= 3) {
+      g3[s - 3] = grey[3];
+      StorePixel<kBpp>(r3 + (s - 3) * bpp, _mm_unpackhi_epi64(q, q));
+    }
+  }
+}
+
 template <size_t kBpp>
 bool UnfilterRgbRow(int type, uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
   switch (type) {
@@ -271,7 +334,13 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   const size_t stride = static_cast<size_t>(width) * bpp;
   const size_t raw_size = static_cast<size_t>(height) * (stride + 1);
   if (stride / bpp != width || raw_size / (stride + 1) != height) return std::nullopt;
-  std::vector<uint8_t> raw(raw_size + 1);  // + LoadPixel's slack
+  // The inflated rows, + LoadPixel's slack. A thread keeps its buffer for the next image
+  // up to a size (no zero fill, no fresh pages per image); larger ones are its own.
+  constexpr size_t kKeep = 8 << 20;
+  thread_local std::vector<uint8_t> kept;
+  std::vector<uint8_t> own;
+  std::vector<uint8_t>& raw = raw_size + 1 <= kKeep ? kept : own;
+  if (raw.size() < raw_size + 1) raw.resize(raw_size + 1);
   size_t got = 0;
   if (libdeflate_zlib_decompress(ThreadDecompressor(), idat.data(), idat.size(), raw.data(), raw_size, &got) !=
           LIBDEFLATE_SUCCESS ||
@@ -286,6 +355,19 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
     uint8_t* line = raw.data() + static_cast<size_t>(y) * (stride + 1);
     uint8_t* row = line + 1;
     uint8_t* out = grey.ptr<uint8_t>(static_cast<int>(y));
+    if ((color_type == 2 || color_type == 6) && y + 3 < height) {
+      uint8_t* l1 = line + stride + 1;
+      uint8_t* l2 = l1 + stride + 1;
+      uint8_t* l3 = l2 + stride + 1;
+      if (line[0] == 4 && l1[0] == 4 && l2[0] == 4 && l3[0] == 4) {
+        auto quad = color_type == 2 ? &UnfilterRgbPaethQuad<3> : &UnfilterRgbPaethQuad<4>;
+        quad(row, l1 + 1, l2 + 1, l3 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)),
+             grey.ptr<uint8_t>(static_cast<int>(y + 2)), grey.ptr<uint8_t>(static_cast<int>(y + 3)), coef);
+        prev = l3 + 1;
+        y += 3;
+        continue;
+      }
+    }
     if ((color_type == 2 || color_type == 6) && y + 1 < height) {
       uint8_t* line1 = line + stride + 1;
       RowPairFn pair = color_type == 2 ? RowPairFor<3>(line[0], line1[0]) : RowPairFor<4>(line[0], line1[0]);

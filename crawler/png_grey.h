@@ -2,9 +2,9 @@
 // inflate. The crawl hashes every image it stores, and OpenCV's PNG path (libpng + zlib,
 // then libpng's rgb_to_gray) costs ~3.7 ms on a 67 KB demo illustration: PNG hashing was
 // most of the crawl's CPU. RGB(A) rows are unfiltered a pixel at a time in SSE2 lanes, two
-// rows at once (the lower a pixel behind, so the two dependency chains overlap), with the
-// grey level taken from the same registers: 2.6 -> 1.35 ms of CPU per demo PNG
-// (moeforge-hash-bench).
+// rows at once (the lower a pixel behind, so the two dependency chains overlap), runs of
+// four Paeth rows two to a register, with the grey level taken from the same registers:
+// 2.6 -> 1.16 ms of CPU per demo PNG (moeforge-hash-bench), of which ~0.35 ms is inflate.
 //
 // The grey image is byte for byte what cv::imdecode(IMREAD_GRAYSCALE) gives (libpng's
 // truncating rgb_to_gray with OpenCV's 0.299/0.587 coefficients, alpha dropped, palette

@@ -145,9 +145,11 @@ TEST(PngGrey, MatchesOpenCvForEveryColourTypeAndFilter) {
                      "rgb with tEXt");
 }
 
-// RGB and RGBA rows are reconstructed two at a time (the lower one a pixel behind): every
-// ordered pair of filter types, an odd last row, one- and two-pixel-wide images.
-TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFilters) {
+// RGB and RGBA rows are reconstructed two at a time (the lower one a pixel behind), and
+// runs of four Paeth rows four at a time: every ordered pair of filter types, Paeth runs
+// broken at each offset, heights that leave one to three rows over, one- to three-pixel
+// widths.
+TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFiltersAndPaethRuns) {
   std::vector<int> pairs;
   for (int upper = 0; upper < 5; ++upper) {
     for (int lower = 0; lower < 5; ++lower) {
@@ -155,14 +157,20 @@ TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFilters) {
       pairs.push_back(lower);
     }
   }
-  for (int channels : {3, 4}) {
-    for (int w : {1, 2, 17}) {
-      for (int h : {1, 2, 51}) {
-        std::string what = std::to_string(channels) + " channels, " + std::to_string(w) + "x" + std::to_string(h);
-        ExpectSameAsOpenCv(HandPng(w, h, channels == 3 ? 2 : 6, channels,
-                                   RandomSamples(static_cast<size_t>(w * h * channels), static_cast<uint32_t>(w * h)),
-                                   {}, "", pairs),
-                           what);
+  const std::vector<int> paeth_runs = {4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 2, 4, 4, 4, 4, 4, 3, 4, 4, 0};
+  const std::vector<int>* sequences[] = {&pairs, &paeth_runs};
+  for (const std::vector<int>* filters : sequences) {
+    for (int channels : {3, 4}) {
+      for (int w : {1, 2, 3, 17}) {
+        for (int h : {1, 2, 4, 5, 7, 51}) {
+          std::string what = std::to_string(channels) + " channels, " + std::to_string(w) + "x" + std::to_string(h) +
+                             (filters == &pairs ? ", filter pairs" : ", Paeth runs");
+          ExpectSameAsOpenCv(
+              HandPng(w, h, channels == 3 ? 2 : 6, channels,
+                      RandomSamples(static_cast<size_t>(w * h * channels), static_cast<uint32_t>(w * h)), {}, "",
+                      *filters),
+              what);
+        }
       }
     }
   }
