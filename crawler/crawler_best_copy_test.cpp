@@ -126,6 +126,12 @@ void ExpectBestCopies(Env& env, const Truth& truth, const std::string& label) {
     EXPECT_EQ(img.Int(2), 1) << label << ": group of " << root << " points at a copy that is not kept";
     img.Reset();
   }
+  // Every near duplicate names a kept copy (not one that was replaced since).
+  EXPECT_EQ(env.Q("SELECT count(*) FROM images i JOIN images k ON k.sha256 = i.near_dup_of "
+                  "WHERE k.near_dup_of IS NOT NULL OR k.blob_path IS NULL"),
+            0)
+      << label;
+  EXPECT_EQ(env.Q("SELECT count(*) FROM images WHERE near_dup_of IS NOT NULL AND blob_path IS NOT NULL"), 0) << label;
 }
 
 TEST(CrawlBestCopy, EveryPostOfAGroupPointsAtTheCopyWithTheMostPixelsWhicheverOrder) {

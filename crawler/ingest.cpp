@@ -386,7 +386,14 @@ void Ingestor::SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analy
   std::string rel = ws_.BlobPath(an.sha, true);
   std::string now = db::NowIso();
   BlobStore* blobs = &blobs_;
-  writer_.Submit([item, an, rel, now, t, blobs, replaces](db::Database& db) -> Status {
+  // The near duplicates that followed the replaced copy to this one (by primary key: there
+  // is no index on near_dup_of). Any still to be submitted name this copy themselves.
+  std::vector<std::string> members;
+  if (!replaces.empty()) {
+    for (const std::string& sha : claims_[an.sha].members)
+      if (sha != replaces) members.push_back(sha);
+  }
+  writer_.Submit([item, an, rel, now, t, blobs, replaces, members](db::Database& db) -> Status {
     // The blob reaches stable storage before the row naming it can commit.
     MF_RETURN_IF_ERROR(blobs->EnsureDurable(t));
     MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
@@ -407,8 +414,9 @@ void Ingestor::SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analy
     }
     if (!replaces.empty()) {
       // In this same transaction, so that no commit shows a group with two kept copies.
-      MF_ASSIGN_OR_RETURN(db::Stmt * members, db.Cached("UPDATE images SET near_dup_of=?1 WHERE near_dup_of=?2"));
-      MF_RETURN_IF_ERROR(members->BindAll(an.sha, replaces).Run());
+      MF_ASSIGN_OR_RETURN(db::Stmt * follow, db.Cached(
+          "UPDATE images SET near_dup_of=? WHERE sha256=? AND near_dup_of IS NOT NULL"));
+      for (const std::string& sha : members) MF_RETURN_IF_ERROR(follow->BindAll(an.sha, sha).Run());
       MF_ASSIGN_OR_RETURN(db::Stmt * old, db.Cached(
           "UPDATE images SET near_dup_of=?1, blob_path=NULL WHERE sha256=?2"));
       MF_RETURN_IF_ERROR(old->BindAll(an.sha, replaces).Run());
