@@ -108,39 +108,6 @@ void UnfilterRgbRow(uint8_t* row, const uint8_t* prev, size_t width, uint8_t* gr
   }
 }
 
-// Two rows at once, the lower one pixel behind: its upper neighbours are the upper row's
-// pixels just made (kept in registers), so the two dependency chains are independent and
-// the core runs them side by side; one row alone leaves it waiting on a single chain.
-// The upper row is not stored back (nothing reads it again), the lower one is (the next
-// pair's `prev`).
-template <size_t kBpp, int kT0, int kT1>
-void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t width, uint8_t* g0, uint8_t* g1,
-                        __m128i coef) {
-  const __m128i zero = _mm_setzero_si128();
-  __m128i b0 = LoadPixel(prev);
-  __m128i a0 = Reconstruct(LoadPixel(r0), Predict<kT0>(zero, b0, zero));
-  __m128i c0 = b0;
-  g0[0] = GreyOfLanes(a0, coef);
-  __m128i a1 = zero, c1 = zero;
-  for (size_t x = 1, i = kBpp; x < width; ++x, i += kBpp) {
-    // Lower row, pixel x - 1: above it is a0 (upper row, pixel x - 1).
-    __m128i n1 = Reconstruct(LoadPixel(r1 + i - kBpp), Predict<kT1>(a1, a0, c1));
-    c1 = a0;
-    a1 = n1;
-    StorePixel<kBpp>(r1 + i - kBpp, a1);
-    g1[x - 1] = GreyOfLanes(a1, coef);
-    // Upper row, pixel x.
-    b0 = LoadPixel(prev + i);
-    a0 = Reconstruct(LoadPixel(r0 + i), Predict<kT0>(a0, b0, c0));
-    c0 = b0;
-    g0[x] = GreyOfLanes(a0, coef);
-  }
-  size_t last = (width - 1) * kBpp;
-  a1 = Reconstruct(LoadPixel(r1 + last), Predict<kT1>(a1, a0, c1));
-  StorePixel<kBpp>(r1 + last, a1);
-  g1[width - 1] = GreyOfLanes(a1, coef);
-}
-
 // Two pixels in one register: 16-bit lanes 0-3 from `p`, 4-7 from `q`.
 inline __m128i LoadTwo(const uint8_t* p, const uint8_t* q) {
   uint32_t u, v;
@@ -156,6 +123,43 @@ inline void GreyOfTwo(__m128i px, __m128i coef, uint8_t* lo, uint8_t* hi) {
   __m128i s = _mm_add_epi32(m, _mm_srli_si128(m, 4));
   *lo = static_cast<uint8_t>(static_cast<uint32_t>(_mm_cvtsi128_si32(s)) >> 15);
   *hi = static_cast<uint8_t>(static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8))) >> 15);
+}
+
+// The predictor of filter kT0 in the low pixel of a register and kT1 in the high one.
+template <int kT0, int kT1>
+inline __m128i PredictTwo(__m128i a, __m128i b, __m128i c) {
+  if (kT0 == kT1) return Predict<kT0>(a, b, c);
+  const __m128i high = _mm_set_epi32(-1, -1, 0, 0);
+  return _mm_or_si128(_mm_andnot_si128(high, Predict<kT0>(a, b, c)), _mm_and_si128(high, Predict<kT1>(a, b, c)));
+}
+
+// Two rows at once, the lower one a pixel behind, in one register: step s makes
+// [row 0 pixel s | row 1 pixel s-1]. The lower row's upper neighbours are then the upper
+// row's pixels of the last steps, already in registers, and one prediction makes two
+// pixels. The upper row is not stored back (nothing reads it again), the lower one is (the
+// next rows' `prev`).
+template <size_t kBpp, int kT0, int kT1>
+void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t width, uint8_t* g0, uint8_t* g1,
+                        __m128i coef1) {
+  const __m128i coef = _mm_unpacklo_epi64(coef1, coef1);
+  const __m128i low_half = _mm_set_epi32(0, 0, -1, -1);
+  __m128i p = _mm_setzero_si128(), pc = _mm_setzero_si128();  // the last step's pixels, their upper-left
+  const ptrdiff_t w = static_cast<ptrdiff_t>(width), bpp = static_cast<ptrdiff_t>(kBpp);
+  for (ptrdiff_t s = 0; s <= w; ++s) {
+    // Upper neighbours: [prev pixel s | row 0 pixel s-1]. Past the right edge the upper
+    // lane is never read by a pixel inside.
+    __m128i pb = _mm_unpacklo_epi64(LoadPixel(prev + std::min(s, w - 1) * bpp), p);
+    __m128i np = Reconstruct(LoadTwo(r0 + s * bpp, r1 + (s - 1) * bpp), PredictTwo<kT0, kT1>(p, pb, pc));
+    pc = pb;
+    p = s == 0 ? _mm_and_si128(np, low_half) : np;  // row 1 pixel -1 is the left edge: zero
+    uint8_t grey[2];
+    GreyOfTwo(p, coef, &grey[0], &grey[1]);
+    if (s < w) g0[s] = grey[0];
+    if (s >= 1) {
+      g1[s - 1] = grey[1];
+      StorePixel<kBpp>(r1 + (s - 1) * bpp, _mm_unpackhi_epi64(p, p));
+    }
+  }
 }
 
 // Four Paeth rows at once, the common case of demo and booru PNGs (libpng's encoder picks
