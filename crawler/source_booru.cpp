@@ -1,6 +1,7 @@
-// The booru API sources (the dialects of crawler/booru_api.h): pages newest first. A pass pages until an empty page, the limit, or a post
-// at or below `stop_at` (the newest id of the last finished pass), so a re-run asks only
-// for what is new. Each page's posts, tags, image rows and the cursor commit together.
+// The booru API sources (the dialects of crawler/booru_api.h): pages newest first. A pass
+// pages until an empty page, the limit, or a post at or below `stop_at` (the newest id of
+// the last finished pass), so a re-run asks only for what is new. Each page's posts, tags,
+// image rows and the cursor commit together.
 #include "crawler/source.h"
 
 #include <algorithm>
