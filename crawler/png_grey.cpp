@@ -338,15 +338,26 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   const size_t stride = static_cast<size_t>(width) * bpp;
   const size_t raw_size = static_cast<size_t>(height) * (stride + 1);
   if (stride / bpp != width || raw_size / (stride + 1) != height) return std::nullopt;
-  // The inflated rows, + LoadPixel's slack. A thread keeps its buffer for the next image
-  // up to a size (no zero fill, no fresh pages per image); larger ones are its own.
-  constexpr size_t kKeep = 8 << 20;
-  thread_local std::vector<uint8_t> kept;
-  std::vector<uint8_t> own;
-  std::vector<uint8_t>& raw = raw_size + 1 <= kKeep ? kept : own;
-  if (raw.size() < raw_size + 1) raw.resize(raw_size + 1);
+  // The inflated rows, + LoadPixel's slack, never zero-filled. A thread keeps a buffer of
+  // up to 4 MiB (a 1.3 Mpx RGB image) for its next image, so small images do not fault in
+  // fresh pages each time; with up to 32 crawl threads that bounds what is kept to 128 MiB.
+  constexpr size_t kKeep = 4 << 20;
+  thread_local std::unique_ptr<uint8_t[]> kept;
+  thread_local size_t kept_size = 0;
+  std::unique_ptr<uint8_t[]> own;
+  uint8_t* raw = nullptr;
+  if (raw_size + 1 <= kKeep) {
+    if (kept_size < raw_size + 1) {
+      kept.reset(new uint8_t[kKeep]);
+      kept_size = kKeep;
+    }
+    raw = kept.get();
+  } else {
+    own.reset(new uint8_t[raw_size + 1]);
+    raw = own.get();
+  }
   size_t got = 0;
-  if (libdeflate_zlib_decompress(ThreadDecompressor(), idat.data(), idat.size(), raw.data(), raw_size, &got) !=
+  if (libdeflate_zlib_decompress(ThreadDecompressor(), idat.data(), idat.size(), raw, raw_size, &got) !=
           LIBDEFLATE_SUCCESS ||
       got != raw_size)
     return std::nullopt;
@@ -356,7 +367,7 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   const uint8_t* prev = zeros.data();
   const __m128i coef = _mm_setr_epi16(static_cast<int16_t>(kRed), static_cast<int16_t>(kGreen), static_cast<int16_t>(kBlue), 0, 0, 0, 0, 0);
   for (uint32_t y = 0; y < height; ++y) {
-    uint8_t* line = raw.data() + static_cast<size_t>(y) * (stride + 1);
+    uint8_t* line = raw + static_cast<size_t>(y) * (stride + 1);
     uint8_t* row = line + 1;
     uint8_t* out = grey.ptr<uint8_t>(static_cast<int>(y));
     if ((color_type == 2 || color_type == 6) && y + 3 < height) {
