@@ -59,8 +59,8 @@ inline void StorePixel(uint8_t* p, __m128i x) {
     std::memcpy(p, &v, 4);
   } else {
     p[0] = static_cast<uint8_t>(v);
-    p[1] = static_cast<uint8_t>(v >> 8);
-    p[2] = static_cast<uint8_t>(v >> 16);
+    if (kBpp >= 2) p[1] = static_cast<uint8_t>(v >> 8);
+    if (kBpp >= 3) p[2] = static_cast<uint8_t>(v >> 16);
   }
 }
 
@@ -68,7 +68,10 @@ inline __m128i Abs16(__m128i x) { return _mm_max_epi16(x, _mm_sub_epi16(_mm_setz
 
 // The grey level of a reconstructed RGB(A) pixel in 16-bit lanes: Grey() below, as two
 // pairwise products. Off the reconstruction's dependency chain, so nearly free.
+// Grey and grey+alpha pixels (kBpp 1, 2) are their own grey level: lane 0.
+template <size_t kBpp>
 inline uint8_t GreyOfLanes(__m128i px, __m128i coef) {
+  if (kBpp <= 2) return static_cast<uint8_t>(_mm_cvtsi128_si32(px));
   __m128i m = _mm_madd_epi16(px, coef);  // r*kR + g*kG, b*kB + alpha*0
   uint32_t s = static_cast<uint32_t>(_mm_cvtsi128_si32(m)) + static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(m, 4)));
   return static_cast<uint8_t>(s >> 15);
@@ -97,14 +100,14 @@ inline __m128i Reconstruct(__m128i raw, __m128i pred) {
 // Reconstructs one row of 3- or 4-byte pixels in place (filter kType) and writes its grey
 // levels to `grey`.
 template <size_t kBpp, int kType>
-void UnfilterRgbRow(uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
+void UnfilterPixelRow(uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
   __m128i a = _mm_setzero_si128(), c = _mm_setzero_si128();  // left and upper-left, 0 at the edge
   for (size_t x = 0, i = 0; x < width; ++x, i += kBpp) {
     __m128i b = LoadPixel(prev + i);
     a = Reconstruct(LoadPixel(row + i), Predict<kType>(a, b, c));
     c = b;
     if (kType != 0) StorePixel<kBpp>(row + i, a);
-    grey[x] = GreyOfLanes(a, coef);
+    grey[x] = GreyOfLanes<kBpp>(a, coef);
   }
 }
 
@@ -118,7 +121,13 @@ inline __m128i LoadTwo(const uint8_t* p, const uint8_t* q) {
 }
 
 // The grey levels of the two pixels of a register (as GreyOfLanes).
+template <size_t kBpp>
 inline void GreyOfTwo(__m128i px, __m128i coef, uint8_t* lo, uint8_t* hi) {
+  if (kBpp <= 2) {
+    *lo = static_cast<uint8_t>(_mm_cvtsi128_si32(px));
+    *hi = static_cast<uint8_t>(_mm_cvtsi128_si32(_mm_srli_si128(px, 8)));
+    return;
+  }
   __m128i m = _mm_madd_epi16(px, coef);
   __m128i s = _mm_add_epi32(m, _mm_srli_si128(m, 4));
   *lo = static_cast<uint8_t>(static_cast<uint32_t>(_mm_cvtsi128_si32(s)) >> 15);
@@ -139,7 +148,7 @@ inline __m128i PredictTwo(__m128i a, __m128i b, __m128i c) {
 // pixels. The upper row is not stored back (nothing reads it again), the lower one is (the
 // next rows' `prev`).
 template <size_t kBpp, int kT0, int kT1>
-void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t width, uint8_t* g0, uint8_t* g1,
+void UnfilterRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t width, uint8_t* g0, uint8_t* g1,
                         __m128i coef1) {
   const __m128i coef = _mm_unpacklo_epi64(coef1, coef1);
   const __m128i low_half = _mm_set_epi32(0, 0, -1, -1);
@@ -153,7 +162,7 @@ void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t wi
     pc = pb;
     p = s == 0 ? _mm_and_si128(np, low_half) : np;  // row 1 pixel -1 is the left edge: zero
     uint8_t grey[2];
-    GreyOfTwo(p, coef, &grey[0], &grey[1]);
+    GreyOfTwo<kBpp>(p, coef, &grey[0], &grey[1]);
     if (s < w) g0[s] = grey[0];
     if (s >= 1) {
       g1[s - 1] = grey[1];
@@ -168,7 +177,7 @@ void UnfilterRgbRowPair(uint8_t* r0, uint8_t* r1, const uint8_t* prev, size_t wi
 // register (rows 0-1 in P, rows 2-3 in Q): each step makes four pixels with two Paeth
 // predictions on two independent chains. Only row 3 is stored back (the next `prev`).
 template <size_t kBpp>
-void UnfilterRgbPaethQuad(uint8_t* r0, uint8_t* r1, uint8_t* r2, uint8_t* r3, const uint8_t* prev, size_t width,
+void UnfilterPaethQuad(uint8_t* r0, uint8_t* r1, uint8_t* r2, uint8_t* r3, const uint8_t* prev, size_t width,
                           uint8_t* g0, uint8_t* g1, uint8_t* g2, uint8_t* g3, __m128i coef1) {
   const __m128i coef = _mm_unpacklo_epi64(coef1, coef1);
   const __m128i low_half = _mm_set_epi32(0, 0, -1, -1);
@@ -194,8 +203,8 @@ void UnfilterRgbPaethQuad(uint8_t* r0, uint8_t* r1, uint8_t* r2, uint8_t* r3, co
     p = np;
     q = nq;
     uint8_t grey[4];
-    GreyOfTwo(p, coef, &grey[0], &grey[1]);
-    GreyOfTwo(q, coef, &grey[2], &grey[3]);
+    GreyOfTwo<kBpp>(p, coef, &grey[0], &grey[1]);
+    GreyOfTwo<kBpp>(q, coef, &grey[2], &grey[3]);
     if (s < w) g0[s] = grey[0];
     if (s >= 1 && s - 1 < w) g1[s - 1] = grey[1];
     if (s >= 2 && s - 2 < w) g2[s - 2] = grey[2];
@@ -207,13 +216,13 @@ void UnfilterRgbPaethQuad(uint8_t* r0, uint8_t* r1, uint8_t* r2, uint8_t* r3, co
 }
 
 template <size_t kBpp>
-bool UnfilterRgbRow(int type, uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
+bool UnfilterPixelRow(int type, uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
   switch (type) {
-    case 0: UnfilterRgbRow<kBpp, 0>(row, prev, width, grey, coef); return true;
-    case 1: UnfilterRgbRow<kBpp, 1>(row, prev, width, grey, coef); return true;
-    case 2: UnfilterRgbRow<kBpp, 2>(row, prev, width, grey, coef); return true;
-    case 3: UnfilterRgbRow<kBpp, 3>(row, prev, width, grey, coef); return true;
-    case 4: UnfilterRgbRow<kBpp, 4>(row, prev, width, grey, coef); return true;
+    case 0: UnfilterPixelRow<kBpp, 0>(row, prev, width, grey, coef); return true;
+    case 1: UnfilterPixelRow<kBpp, 1>(row, prev, width, grey, coef); return true;
+    case 2: UnfilterPixelRow<kBpp, 2>(row, prev, width, grey, coef); return true;
+    case 3: UnfilterPixelRow<kBpp, 3>(row, prev, width, grey, coef); return true;
+    case 4: UnfilterPixelRow<kBpp, 4>(row, prev, width, grey, coef); return true;
     default: return false;
   }
 }
@@ -223,11 +232,11 @@ using RowPairFn = void (*)(uint8_t*, uint8_t*, const uint8_t*, size_t, uint8_t*,
 template <size_t kBpp, int kT0>
 RowPairFn RowPairFor(int t1) {
   switch (t1) {
-    case 0: return &UnfilterRgbRowPair<kBpp, kT0, 0>;
-    case 1: return &UnfilterRgbRowPair<kBpp, kT0, 1>;
-    case 2: return &UnfilterRgbRowPair<kBpp, kT0, 2>;
-    case 3: return &UnfilterRgbRowPair<kBpp, kT0, 3>;
-    case 4: return &UnfilterRgbRowPair<kBpp, kT0, 4>;
+    case 0: return &UnfilterRowPair<kBpp, kT0, 0>;
+    case 1: return &UnfilterRowPair<kBpp, kT0, 1>;
+    case 2: return &UnfilterRowPair<kBpp, kT0, 2>;
+    case 3: return &UnfilterRowPair<kBpp, kT0, 3>;
+    case 4: return &UnfilterRowPair<kBpp, kT0, 4>;
     default: return nullptr;
   }
 }
@@ -242,6 +251,37 @@ RowPairFn RowPairFor(int t0, int t1) {
     case 3: return RowPairFor<kBpp, 3>(t1);
     case 4: return RowPairFor<kBpp, 4>(t1);
     default: return nullptr;
+  }
+}
+
+using QuadFn = void (*)(uint8_t*, uint8_t*, uint8_t*, uint8_t*, const uint8_t*, size_t, uint8_t*, uint8_t*, uint8_t*,
+                       uint8_t*, __m128i);
+
+QuadFn QuadFor(size_t bpp) {
+  switch (bpp) {
+    case 1: return &UnfilterPaethQuad<1>;
+    case 2: return &UnfilterPaethQuad<2>;
+    case 3: return &UnfilterPaethQuad<3>;
+    default: return &UnfilterPaethQuad<4>;
+  }
+}
+
+RowPairFn RowPairFor(size_t bpp, int t0, int t1) {
+  switch (bpp) {
+    case 1: return RowPairFor<1>(t0, t1);
+    case 2: return RowPairFor<2>(t0, t1);
+    case 3: return RowPairFor<3>(t0, t1);
+    default: return RowPairFor<4>(t0, t1);
+  }
+}
+
+bool UnfilterPixelRow(size_t bpp, int type, uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey,
+                      __m128i coef) {
+  switch (bpp) {
+    case 1: return UnfilterPixelRow<1>(type, row, prev, width, grey, coef);
+    case 2: return UnfilterPixelRow<2>(type, row, prev, width, grey, coef);
+    case 3: return UnfilterPixelRow<3>(type, row, prev, width, grey, coef);
+    default: return UnfilterPixelRow<4>(type, row, prev, width, grey, coef);
   }
 }
 
@@ -338,7 +378,7 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   const size_t stride = static_cast<size_t>(width) * bpp;
   const size_t raw_size = static_cast<size_t>(height) * (stride + 1);
   if (stride / bpp != width || raw_size / (stride + 1) != height) return std::nullopt;
-  // The inflated rows, + LoadPixel's slack, never zero-filled. A thread keeps a buffer of
+  // The inflated rows, + LoadPixel's slack (3 bytes), never zero-filled. A thread keeps a buffer of
   // up to 4 MiB (a 1.3 Mpx RGB image) for its next image, so small images do not fault in
   // fresh pages each time; with up to 32 crawl threads that bounds what is kept to 128 MiB.
   constexpr size_t kKeep = 4 << 20;
@@ -346,14 +386,14 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
   thread_local size_t kept_size = 0;
   std::unique_ptr<uint8_t[]> own;
   uint8_t* raw = nullptr;
-  if (raw_size + 1 <= kKeep) {
-    if (kept_size < raw_size + 1) {
+  if (raw_size + 4 <= kKeep) {
+    if (kept_size < raw_size + 4) {
       kept.reset(new uint8_t[kKeep]);
       kept_size = kKeep;
     }
     raw = kept.get();
   } else {
-    own.reset(new uint8_t[raw_size + 1]);
+    own.reset(new uint8_t[raw_size + 4]);
     raw = own.get();
   }
   size_t got = 0;
@@ -363,51 +403,44 @@ std::optional<cv::Mat> DecodePngGrey(std::string_view png) {
     return std::nullopt;
 
   cv::Mat grey(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
-  std::vector<uint8_t> zeros(stride + 1, 0);
+  std::vector<uint8_t> zeros(stride + 4, 0);  // + LoadPixel's slack
   const uint8_t* prev = zeros.data();
   const __m128i coef = _mm_setr_epi16(static_cast<int16_t>(kRed), static_cast<int16_t>(kGreen), static_cast<int16_t>(kBlue), 0, 0, 0, 0, 0);
   for (uint32_t y = 0; y < height; ++y) {
     uint8_t* line = raw + static_cast<size_t>(y) * (stride + 1);
     uint8_t* row = line + 1;
     uint8_t* out = grey.ptr<uint8_t>(static_cast<int>(y));
-    if ((color_type == 2 || color_type == 6) && y + 3 < height) {
+    if (color_type != 3) {
+      // Every pixel holds its grey level's inputs (palette indices do not): two or four
+      // rows at a time where there are that many left.
       uint8_t* l1 = line + stride + 1;
-      uint8_t* l2 = l1 + stride + 1;
-      uint8_t* l3 = l2 + stride + 1;
-      if (line[0] == 4 && l1[0] == 4 && l2[0] == 4 && l3[0] == 4) {
-        auto quad = color_type == 2 ? &UnfilterRgbPaethQuad<3> : &UnfilterRgbPaethQuad<4>;
-        quad(row, l1 + 1, l2 + 1, l3 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)),
-             grey.ptr<uint8_t>(static_cast<int>(y + 2)), grey.ptr<uint8_t>(static_cast<int>(y + 3)), coef);
-        prev = l3 + 1;
-        y += 3;
+      if (y + 3 < height) {
+        uint8_t* l2 = l1 + stride + 1;
+        uint8_t* l3 = l2 + stride + 1;
+        if (line[0] == 4 && l1[0] == 4 && l2[0] == 4 && l3[0] == 4) {
+          QuadFn quad = QuadFor(bpp);
+          quad(row, l1 + 1, l2 + 1, l3 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)),
+               grey.ptr<uint8_t>(static_cast<int>(y + 2)), grey.ptr<uint8_t>(static_cast<int>(y + 3)), coef);
+          prev = l3 + 1;
+          y += 3;
+          continue;
+        }
+      }
+      if (y + 1 < height) {
+        RowPairFn pair = RowPairFor(bpp, line[0], l1[0]);
+        if (!pair) return std::nullopt;
+        pair(row, l1 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)), coef);
+        prev = l1 + 1;
+        ++y;
         continue;
       }
-    }
-    if ((color_type == 2 || color_type == 6) && y + 1 < height) {
-      uint8_t* line1 = line + stride + 1;
-      RowPairFn pair = color_type == 2 ? RowPairFor<3>(line[0], line1[0]) : RowPairFor<4>(line[0], line1[0]);
-      if (!pair) return std::nullopt;
-      pair(row, line1 + 1, prev, width, out, grey.ptr<uint8_t>(static_cast<int>(y + 1)), coef);
-      prev = line1 + 1;
-      ++y;
-      continue;
-    }
-    if (color_type == 2 || color_type == 6) {
-      bool ok = color_type == 2 ? UnfilterRgbRow<3>(line[0], row, prev, width, out, coef)
-                                : UnfilterRgbRow<4>(line[0], row, prev, width, out, coef);
-      if (!ok) return std::nullopt;
+      if (!UnfilterPixelRow(bpp, line[0], row, prev, width, out, coef)) return std::nullopt;
       prev = row;
       continue;
     }
     if (!Unfilter(line[0], row, prev, stride, bpp)) return std::nullopt;
     prev = row;
     switch (color_type) {
-      case 0:
-        std::memcpy(out, row, width);
-        break;
-      case 4:
-        for (uint32_t x = 0; x < width; ++x) out[x] = row[2 * x];
-        break;
       case 3:
         for (uint32_t x = 0; x < width; ++x) {
           size_t i = row[x];

@@ -145,10 +145,10 @@ TEST(PngGrey, MatchesOpenCvForEveryColourTypeAndFilter) {
                      "rgb with tEXt");
 }
 
-// RGB and RGBA rows are reconstructed two at a time (the lower one a pixel behind), and
-// runs of four Paeth rows four at a time: every ordered pair of filter types, Paeth runs
-// broken at each offset, heights that leave one to three rows over, one- to three-pixel
-// widths.
+// Rows are reconstructed two at a time (the lower one a pixel behind), and runs of four
+// Paeth rows four at a time, for grey, grey+alpha, RGB and RGBA: every ordered pair of
+// filter types, Paeth runs broken at each offset, heights that leave one to three rows
+// over, one- to three-pixel widths.
 TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFiltersAndPaethRuns) {
   std::vector<int> pairs;
   for (int upper = 0; upper < 5; ++upper) {
@@ -160,13 +160,14 @@ TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFiltersAndPaethRuns) {
   const std::vector<int> paeth_runs = {4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 2, 4, 4, 4, 4, 4, 3, 4, 4, 0};
   const std::vector<int>* sequences[] = {&pairs, &paeth_runs};
   for (const std::vector<int>* filters : sequences) {
-    for (int channels : {3, 4}) {
+    for (int channels : {1, 2, 3, 4}) {
+      const int color_type = channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6;
       for (int w : {1, 2, 3, 17}) {
         for (int h : {1, 2, 4, 5, 7, 51}) {
           std::string what = std::to_string(channels) + " channels, " + std::to_string(w) + "x" + std::to_string(h) +
                              (filters == &pairs ? ", filter pairs" : ", Paeth runs");
           ExpectSameAsOpenCv(
-              HandPng(w, h, channels == 3 ? 2 : 6, channels,
+              HandPng(w, h, color_type, channels,
                       RandomSamples(static_cast<size_t>(w * h * channels), static_cast<uint32_t>(w * h)), {}, "",
                       *filters),
               what);
