@@ -40,12 +40,14 @@ inline uint8_t Paeth(int a, int b, int c) {
   return static_cast<uint8_t>(pa <= pb && pa <= pc ? a : bc);
 }
 
-// Sub, Average and Paeth carry a dependency from each pixel to the next. For 3- and 4-byte
-// pixels, one pixel per step in 16-bit SSE2 lanes keeps that chain to a few vector
+// Sub, Average and Paeth carry a dependency from each pixel to the next. One pixel per
+// step in 16-bit SSE2 lanes (one lane per sample) keeps that chain to a few vector
 // instructions, where the byte loop pays it per byte: Paeth rows were most of a demo
-// PNG's hash cost. The results are byte for byte the byte loop's.
+// PNG's hash cost. The results are byte for byte the byte loop's. Lanes past a pixel's
+// samples hold its neighbours' bytes: computed, never stored or read.
+
 // Reads 4 bytes whatever kBpp is (a single load: assembling 3 bytes through memory stalls
-// store forwarding); the buffers keep one byte of slack after the last row for it.
+// store forwarding); the buffers keep 3 bytes of slack after the last row for it.
 inline __m128i LoadPixel(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -97,7 +99,7 @@ inline __m128i Reconstruct(__m128i raw, __m128i pred) {
   return _mm_and_si128(_mm_add_epi16(raw, pred), _mm_set1_epi16(0xff));
 }
 
-// Reconstructs one row of 3- or 4-byte pixels in place (filter kType) and writes its grey
+// Reconstructs one row of kBpp-byte pixels in place (filter kType) and writes its grey
 // levels to `grey`.
 template <size_t kBpp, int kType>
 void UnfilterPixelRow(uint8_t* row, const uint8_t* prev, size_t width, uint8_t* grey, __m128i coef) {
@@ -285,8 +287,9 @@ bool UnfilterPixelRow(size_t bpp, int type, uint8_t* row, const uint8_t* prev, s
   }
 }
 
-// Undoes one row's PNG filter in place. `prev` is the reconstructed row above (zeros for
-// the first row). False for an unknown filter type (the file is corrupt).
+// Undoes one row's PNG filter in place, a byte at a time (palette images). `prev` is the
+// reconstructed row above (zeros for the first row). False for an unknown filter type (the
+// file is corrupt).
 bool Unfilter(int type, uint8_t* row, const uint8_t* prev, size_t n, size_t bpp) {
   switch (type) {
     case 0:
