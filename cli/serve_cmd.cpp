@@ -1,5 +1,5 @@
 // moeforge serve -w WS [--host 127.0.0.1] [--port 8765] [--run NAME]: the generator web
-// page (server/server.h) until SIGINT/SIGTERM. The first stdout line is
+// page (studio/server.h) until SIGINT/SIGTERM. The first stdout line is
 // "listening on http://HOST:PORT", so that scripts and tests can start it with --port 0.
 
 #include <chrono>
@@ -8,7 +8,7 @@
 
 #include "cli/command.h"
 #include "db/stage_run.h"
-#include "server/server.h"
+#include "studio/server.h"
 
 namespace moeforge::cli {
 

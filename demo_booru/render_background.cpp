@@ -6,7 +6,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "demo/render_character.h"
+#include "demo_booru/render_character.h"
 
 namespace moeforge::demo {
 

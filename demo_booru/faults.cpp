@@ -1,7 +1,7 @@
-#include "demo/faults.h"
+#include "demo_booru/faults.h"
 #include "core/strings.h"
 
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 #include <cerrno>
 #include <cmath>

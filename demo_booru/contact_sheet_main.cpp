@@ -13,7 +13,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/tag_schema.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 namespace {
 

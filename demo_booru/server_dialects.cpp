@@ -10,7 +10,7 @@
 
 #include <openssl/evp.h>
 
-#include "demo/server_internal.h"
+#include "demo_booru/server_internal.h"
 #include "core/http.h"
 #include "core/strings.h"
 

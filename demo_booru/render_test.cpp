@@ -1,4 +1,4 @@
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 int main(int argc, char** argv) {
   using Clock = std::chrono::steady_clock;

@@ -1,6 +1,6 @@
 // The demo booru's HTTP server (DESIGN.md, "The demo booru"): posts 1..N drawn by
-// demo/render.h, served on loopback in the three booru dialects the crawler speaks, with
-// the ground truth of every post and the faults of demo/faults.h.
+// demo_booru/render.h, served on loopback in the three booru dialects the crawler speaks, with
+// the ground truth of every post and the faults of demo_booru/faults.h.
 //
 //   Danbooru   GET /posts.json?tags=&page=&limit=   limit 20 by default, at most 200; page
 //                                                    N (1-based, at most 1000) or the
@@ -24,7 +24,7 @@
 //              GET /images/ab/cd/MD5.EXT             the image (faults apply)
 //              GET /thumbnails/ab/cd/thumbnail_MD5.jpg
 //
-// The api429 fault (demo/faults.h) may answer any of these API requests with 429 first.
+// The api429 fault (demo_booru/faults.h) may answer any of these API requests with 429 first.
 // Every list is newest first (descending id). Tag search: space-separated tags that must
 // all be present, `-tag` to exclude, the metatags rating:X (and -rating:X; Danbooru
 // g/s/q/e or general/sensitive/..., Moebooru s/q/e, Gelbooru words) and id:N.
@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "demo/faults.h"
-#include "demo/render.h"
+#include "demo_booru/faults.h"
+#include "demo_booru/render.h"
 
 namespace moeforge::demo {
 
@@ -80,7 +80,7 @@ class DemoBooru {
     int port = 0;              // 0: a free port, see port()
     int posts = 500;           // ids 1..posts
     uint64_t seed = 1;
-    std::string faults;        // demo/faults.h SPEC; "" for none
+    std::string faults;        // demo_booru/faults.h SPEC; "" for none
     int threads = 16;          // HTTP worker threads (one per open keep-alive connection)
     // Render every post at Start(), in parallel (about 50 posts/s per 2 busy cores), so
     // that no API page waits on drawing; false renders each post when first asked for

@@ -1,6 +1,6 @@
 // The generator page: a run picker, the run's tag groups (radio buttons with "random"
 // for exclusive groups, checkboxes for the others), seed, n and the resulting grid.
-#include "server/page.h"
+#include "studio/page.h"
 #include "core/strings.h"
 
 #include <sstream>

@@ -2,7 +2,7 @@
 // (and a raw socket where the bytes on the wire matter): each dialect's JSON/XML, paging
 // and tag search against the truth, robots.txt, image md5s, every fault mode, the truth
 // dump and the `moeforge demo-booru` command.
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,8 +26,8 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "demo/faults.h"
-#include "demo/server_internal.h"
+#include "demo_booru/faults.h"
+#include "demo_booru/server_internal.h"
 
 namespace moeforge::demo {
 namespace {

@@ -20,7 +20,7 @@
 
 #include "core/tag_schema.h"
 #include "core/workspace.h"
-#include "server/server.h"
+#include "studio/server.h"
 #include "trainer/synthetic_faces.h"
 #include "trainer/trainer.h"
 

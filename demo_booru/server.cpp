@@ -1,7 +1,7 @@
 // The demo booru server: the render cache, the routes of the three dialects and the
-// image files with their faults (demo/faults.h). cpp-httplib serves it from a worker
+// image files with their faults (demo_booru/faults.h). cpp-httplib serves it from a worker
 // pool with keep-alive; the cache renders each post once, on first use.
-#include "demo/server.h"
+#include "demo_booru/server.h"
 #include "core/http_server.h"
 
 #include <algorithm>
@@ -20,7 +20,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/workspace.h"
-#include "demo/server_internal.h"
+#include "demo_booru/server_internal.h"
 
 namespace moeforge::demo {
 

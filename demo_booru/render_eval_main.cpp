@@ -16,7 +16,7 @@
 #include <opencv2/objdetect.hpp>
 
 #include "core/tag_schema.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 using namespace moeforge::demo;
 

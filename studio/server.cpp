@@ -1,6 +1,6 @@
 // The `moeforge serve` HTTP server: routes, parameter checks, and one generation at a
 // time through trainer::Sample (the machine it is meant for has 2 cores).
-#include "server/server.h"
+#include "studio/server.h"
 #include "core/http_server.h"
 
 #include <unistd.h>
@@ -19,7 +19,7 @@
 
 #include "core/tag_schema.h"
 #include "db/db.h"
-#include "server/page.h"
+#include "studio/page.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;

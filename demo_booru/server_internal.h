@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace moeforge::demo::internal {
 

@@ -2,7 +2,7 @@
 // primitives. Everything random comes from a splitmix64 stream seeded by (seed, id,
 // purpose), never from <random>'s distributions, whose outputs differ between standard
 // libraries. Characters are drawn in a face-local frame (render_character.cpp).
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "demo/render_character.h"
+#include "demo_booru/render_character.h"
 
 namespace moeforge::demo {
 

@@ -1,4 +1,4 @@
-// The page `moeforge serve` answers at / (private to server/): one self-contained HTML
+// The page `moeforge serve` answers at / (private to studio/): one self-contained HTML
 // document, rendered on the server for one run so that it works without fetching the
 // schema; its script only switches runs, draws seeds and asks /api/sample.png.
 #pragma once
