@@ -1,319 +1,625 @@
-// Server tests: a tiny run trained in-process on synthetic faces, served on a free port,
-// and asked for the page, the runs, the schema and sample grids over real HTTP; bad
-// requests answer 400 with the message a user can act on. The last test runs the real
-// `moeforge serve` binary and stops it with SIGTERM.
+// Studio tests: a demo workspace (studio/demo_workspace.h: 48 faces over ~30 illustrations,
+// two views, a tiny trained run) served on a free port and asked over real HTTP for its
+// pages, dataset pages, faces, runs and generations; then the bounds: path traversal,
+// oversized requests, unknown ids and malformed filters each get a 4xx and the server goes
+// on serving. The last test runs the real `moeforge serve` binary and stops it with SIGTERM.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "core/hash.h"
 #include "core/tag_schema.h"
 #include "core/workspace.h"
+#include "db/db.h"
+#include "studio/assets.h"
+#include "studio/demo_workspace.h"
 #include "studio/server.h"
-#include "trainer/synthetic_faces.h"
-#include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
 using namespace moeforge;
+using nlohmann::json;
 
 namespace {
 
-const char* kRun = "tiny";
+// Every file under `root` but SQLite's own -wal/-shm, with its size and modification time.
+std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> Listing(const std::string& root) {
+  std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    std::string p = e.path().string();
+    if (p.size() > 4 && (p.compare(p.size() - 4, 4, "-wal") == 0 || p.compare(p.size() - 4, 4, "-shm") == 0)) continue;
+    out[p] = {e.file_size(), e.last_write_time()};
+  }
+  return out;
+}
 
-class ServerTest : public ::testing::Test {
+cv::Mat Decode(const std::string& body) {
+  return cv::imdecode(std::vector<uchar>(body.begin(), body.end()), cv::IMREAD_COLOR);
+}
+
+// Sends `request` as is on a fresh connection and returns the response's status code (0
+// when none came back).
+int RawStatus(int port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return 0;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer and close before reading it all
+    sent += static_cast<size_t>(n);
+  }
+  std::string head;
+  char buf[4096];
+  while (head.find("\r\n") == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  std::smatch m;
+  if (!std::regex_search(head, m, std::regex(R"(^HTTP/1\.[01] (\d{3}))"))) return 0;
+  return std::stoi(m[1]);
+}
+
+class StudioTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new std::string((fs::temp_directory_path() / ("moeforge_server_test_" + std::to_string(getpid()))).string());
+    root_ = new std::string((fs::temp_directory_path() / ("moeforge_studio_test_" + std::to_string(getpid()))).string());
     fs::remove_all(*root_);
-    fs::create_directories(*root_);
-    Status s = trainer::MakeSyntheticFaceWorkspace(*root_, 16);
+    studio::DemoWorkspaceOptions d;
+    d.faces = 48;
+    Status s = studio::MakeDemoWorkspace(*root_, d);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    trainer::TrainOptions o;
-    o.run = kRun;
-    o.resolution = 32;
-    o.steps = 2;
-    o.batch = 4;
-    o.z_dim = 16;
-    o.g_channels = 8;
-    o.g_blocks = 1;
-    o.d_channels = 8;
-    o.d_blocks = 1;
-    o.threads = 1;
-    o.checkpoint_every = 2;
-    o.snapshot_every = 2;
-    o.sample_every = 1000;
-    auto sum = trainer::Train(Workspace(*root_), o);
-    ASSERT_TRUE(sum.ok()) << sum.status().ToString();
-
-    server::ServeOptions so;
+    before_ = new std::map<std::string, std::pair<uintmax_t, fs::file_time_type>>(Listing(*root_));
+    studio::StudioOptions so;
     so.port = 0;
     so.sample_threads = 1;
-    server_ = new server::SampleServer(Workspace(*root_), so);
-    s = server_->Start();
+    studio_ = new studio::Studio(Workspace(*root_), so);
+    s = studio_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
   static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
+    delete studio_;
+    studio_ = nullptr;
     if (root_ != nullptr) fs::remove_all(*root_);
     delete root_;
+    delete before_;
     root_ = nullptr;
   }
 
   static httplib::Result Get(const std::string& path) {
-    httplib::Client c("127.0.0.1", server_->port());
+    httplib::Client c("127.0.0.1", studio_->port());
     c.set_read_timeout(60, 0);
     return c.Get(path.c_str());
   }
+  static json GetJson(const std::string& path, int want = 200) {
+    auto r = Get(path);
+    EXPECT_TRUE(r) << path;
+    if (!r) return json();
+    EXPECT_EQ(r->status, want) << path << ": " << r->body;
+    return json::parse(r->body, nullptr, false);
+  }
+  static std::string Enc(const std::string& s) { return httplib::detail::encode_query_param(s); }
+  // Every face id of a selection, page by page (limit `limit`), in the order served.
+  static std::vector<int64_t> PageThrough(const std::string& query, int limit) {
+    std::vector<int64_t> ids;
+    std::string after;
+    for (int page = 0; page < 1000; ++page) {
+      json j = GetJson("/api/faces?" + query + "&limit=" + std::to_string(limit) + "&after=" + Enc(after));
+      if (!j.is_object()) break;
+      EXPECT_LE(j["faces"].size(), static_cast<size_t>(limit));
+      for (const auto& f : j["faces"]) ids.push_back(f["id"].get<int64_t>());
+      if (j["next"].is_null()) break;
+      after = j["next"].get<std::string>();
+    }
+    return ids;
+  }
+  // The faces whose tag `tag` the demo tagger decided on.
+  static std::set<int64_t> WithTag(const std::string& tag) {
+    auto d = db::Database::Open(Workspace(*root_).db_path(), db::OpenOptions{false, true});
+    EXPECT_TRUE(d.ok());
+    std::set<int64_t> out;
+    auto st = (*d)->Prepare("SELECT face_id FROM face_tags WHERE tag = ? AND present = 1");
+    st->Bind(1, tag);
+    while (*st->Step()) out.insert(st->Int(0));
+    return out;
+  }
 
   static std::string* root_;
-  static server::SampleServer* server_;
+  static std::map<std::string, std::pair<uintmax_t, fs::file_time_type>>* before_;
+  static studio::Studio* studio_;
 };
 
-std::string* ServerTest::root_ = nullptr;
-server::SampleServer* ServerTest::server_ = nullptr;
+std::string* StudioTest::root_ = nullptr;
+std::map<std::string, std::pair<uintmax_t, fs::file_time_type>>* StudioTest::before_ = nullptr;
+studio::Studio* StudioTest::studio_ = nullptr;
 
-TEST_F(ServerTest, PageOffersTheRunAndItsSchema) {
-  auto r = Get("/");
-  ASSERT_TRUE(r) << httplib::to_string(r.error());
-  EXPECT_EQ(r->status, 200);
-  EXPECT_NE(r->get_header_value("Content-Type").find("text/html"), std::string::npos);
-  const std::string& html = r->body;
-  EXPECT_NE(html.find("<option value=\"tiny\" selected>"), std::string::npos);
-  // Every schema tag is offered: radio buttons for exclusive groups (with "random"),
-  // checkboxes for the others.
-  const TagSchema& schema = TagSchema::Default();
-  for (size_t g = 0; g < schema.groups().size(); ++g) {
-    const auto& grp = schema.groups()[g];
-    for (const auto& t : grp.tags) {
-      std::string input = std::string("<input type=\"") + (grp.exclusive ? "radio" : "checkbox") +
-                          "\" data-tag name=\"g" + std::to_string(g) + "\" value=\"" + t + "\">";
-      EXPECT_NE(html.find(input), std::string::npos) << t;
+TEST_F(StudioTest, ThreePagesAndTheirScriptsComeFromTheBinary) {
+  for (const char* page : {"/", "/runs", "/generate"}) {
+    auto r = Get(page);
+    ASSERT_TRUE(r) << page;
+    EXPECT_EQ(r->status, 200) << page;
+    EXPECT_NE(r->get_header_value("Content-Type").find("text/html"), std::string::npos) << page;
+    // Self-contained: nothing from another host.
+    EXPECT_EQ(r->body.find("http://"), std::string::npos) << page;
+    EXPECT_EQ(r->body.find("https://"), std::string::npos) << page;
+    EXPECT_EQ(r->body.find("@import"), std::string::npos) << page;
+    // Every script and style it names is served.
+    std::regex ref(R"((?:src|href)="(/static/[^"]+)\")");
+    int refs = 0;
+    for (std::sregex_iterator it(r->body.begin(), r->body.end(), ref), end; it != end; ++it, ++refs) {
+      auto a = Get((*it)[1].str());
+      ASSERT_TRUE(a);
+      EXPECT_EQ(a->status, 200) << (*it)[1].str();
+      EXPECT_EQ(a->body.find("https://"), std::string::npos) << (*it)[1].str();
     }
-    if (grp.exclusive) {
-      EXPECT_NE(html.find("name=\"g" + std::to_string(g) + "\" value=\"\" checked>"), std::string::npos) << grp.name;
+    EXPECT_GE(refs, 3) << page;
+  }
+  // The embedded copies are the files of studio/web/, byte for byte.
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(std::string(MOEFORGE_SOURCE_DIR) + "/studio/web")) {
+    std::ifstream f(e.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const studio::Asset* a = studio::FindAsset(e.path().filename().string());
+    ASSERT_NE(a, nullptr) << e.path();
+    EXPECT_EQ(std::string(a->data, a->size), text) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 8);
+}
+
+TEST_F(StudioTest, KeysetPagesVisitEveryFaceOnceInOrder) {
+  json all = GetJson("/api/histogram");
+  const int64_t total = all["total"].get<int64_t>();
+  ASSERT_EQ(total, 48);
+  struct Case {
+    std::string query;
+    std::string sort_key;  // the face field that must be ordered ("" = id)
+    bool desc;
+  } cases[] = {{"sort=face_id", "", false},
+               {"sort=face_id&desc=1", "", true},
+               {"sort=score", "score", false},
+               {"sort=score&desc=1", "score", true},
+               {"sort=sharpness&desc=1", "sharpness", true},
+               {"sort=face_size", "", false},
+               {"sort=tag:smile&desc=1", "", true}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.query);
+    for (int limit : {1, 7, 48, 200}) {
+      std::vector<int64_t> ids = PageThrough(c.query, limit);
+      EXPECT_EQ(static_cast<int64_t>(ids.size()), total) << limit;
+      EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size()) << "a face twice, limit " << limit;
+    }
+    // One page of everything: the key never goes the wrong way.
+    json j = GetJson("/api/faces?" + c.query + "&limit=100");
+    double last = c.desc ? 1e300 : -1e300;
+    for (const auto& f : j["faces"]) {
+      double k = f["k"].get<double>();
+      if (c.desc) {
+        EXPECT_LE(k, last);
+      } else {
+        EXPECT_GE(k, last);
+      }
+      last = k;
+      if (!c.sort_key.empty() && !f[c.sort_key].is_null()) {
+        EXPECT_DOUBLE_EQ(f[c.sort_key].get<double>(), k);
+      }
     }
   }
-  for (const char* id : {"id=\"seed\"", "id=\"reroll\"", "id=\"n\"", "id=\"generate\"", "id=\"grid\""})
-    EXPECT_NE(html.find(id), std::string::npos) << id;
-  // Self-contained: no external scripts, styles, fonts or images.
-  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
-  EXPECT_EQ(html.find("href=\"http"), std::string::npos);
-  EXPECT_EQ(html.find("<link"), std::string::npos);
-  EXPECT_EQ(html.find("<script src"), std::string::npos);
-  EXPECT_EQ(html.find("@import"), std::string::npos);
 }
 
-TEST_F(ServerTest, PageForAMissingRunSaysWhy) {
-  auto r = Get("/?run=nope");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
-  EXPECT_NE(r->body.find("run &#39;nope&#39; has no"), std::string::npos);
-  EXPECT_NE(r->body.find("id=\"generate\" disabled"), std::string::npos);
-}
-
-TEST_F(ServerTest, ApiRunsListsTheTrainedRun) {
-  auto r = Get("/api/runs");
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200);
-  auto j = nlohmann::json::parse(r->body);
-  ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 1u);
-  EXPECT_EQ(j[0]["name"], kRun);
-  EXPECT_EQ(j[0]["step"], 2);
-  EXPECT_EQ(j[0]["resolution"], 32);
-  EXPECT_EQ(j[0]["has_checkpoint"], true);
-  EXPECT_FALSE(j[0]["updated_at"].get<std::string>().empty());
-}
-
-TEST_F(ServerTest, ApiSchemaGivesTheRunsGroups) {
-  auto r = Get("/api/schema?run=tiny");
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200);
-  auto j = nlohmann::json::parse(r->body);
-  const TagSchema& schema = TagSchema::Default();
-  ASSERT_EQ(j["groups"].size(), schema.groups().size());
-  for (size_t g = 0; g < schema.groups().size(); ++g) {
-    EXPECT_EQ(j["groups"][g]["name"], schema.groups()[g].name);
-    EXPECT_EQ(j["groups"][g]["exclusive"], schema.groups()[g].exclusive);
-    EXPECT_EQ(j["groups"][g]["tags"].get<std::vector<std::string>>(), schema.groups()[g].tags);
+TEST_F(StudioTest, FilterViewAndHistogramAgree) {
+  const std::set<int64_t> smiling = WithTag("smile");
+  ASSERT_FALSE(smiling.empty());
+  ASSERT_LT(smiling.size(), 48u);
+  std::vector<int64_t> by_filter = PageThrough("filter=smile", 10);
+  EXPECT_EQ(std::set<int64_t>(by_filter.begin(), by_filter.end()), smiling);
+  std::vector<int64_t> by_view = PageThrough("view=smiling", 10);
+  EXPECT_EQ(std::set<int64_t>(by_view.begin(), by_view.end()), smiling);
+  // A view narrowed by a filter: smiling and blonde.
+  std::set<int64_t> both;
+  for (int64_t id : WithTag("blonde_hair"))
+    if (smiling.count(id)) both.insert(id);
+  std::vector<int64_t> narrowed = PageThrough("view=smiling&filter=" + Enc("hair_color = blonde"), 5);
+  EXPECT_EQ(std::set<int64_t>(narrowed.begin(), narrowed.end()), both);
+  // Every face on a page carries its tags, and the filter's tag is on.
+  json page = GetJson("/api/faces?filter=smile&limit=100");
+  for (const auto& f : page["faces"]) {
+    bool on = false;
+    for (const auto& t : f["tags"])
+      if (t["tag"] == "smile") on = t["on"].get<bool>();
+    EXPECT_TRUE(on) << f.dump();
   }
+  json h = GetJson("/api/histogram?filter=smile");
+  EXPECT_EQ(h["total"], smiling.size());
+  EXPECT_EQ(h["tags"]["smile"], smiling.size());
+  EXPECT_EQ(h["groups"].size(), TagSchema::Default().groups().size());
+  json views = GetJson("/api/views");
+  ASSERT_EQ(views.size(), 2u);
+  for (const auto& v : views)
+    if (v["name"] == "smiling") {
+      EXPECT_EQ(v["selected"], smiling.size());
+    }
 }
 
-TEST_F(ServerTest, SampleIsAPngGridThatFollowsSeedAndTags) {
+TEST_F(StudioTest, AFaceOpensItsIllustrationWithEveryBoxAndItsSourceTags) {
+  // A face from an image with more than one face.
+  json page = GetJson("/api/faces?filter=" + Enc("faces_in_image >= 2") + "&limit=1");
+  ASSERT_EQ(page["faces"].size(), 1u);
+  int64_t id = page["faces"][0]["id"];
+  json f = GetJson("/api/face/" + std::to_string(id));
+  EXPECT_EQ(f["id"], id);
+  EXPECT_GE(f["boxes"].size(), 2u);
+  bool self = false;
+  for (const auto& b : f["boxes"]) self = self || b["id"] == id;
+  EXPECT_TRUE(self);
+  ASSERT_EQ(f["posts"].size(), 1u);
+  std::string tags = f["posts"][0]["source_tags"];
+  EXPECT_NE(tags.find("girls"), std::string::npos) << tags;
+  EXPECT_EQ(f["tags"].size(), 34u);
+  auto img = Get(f["image"].get<std::string>());
+  ASSERT_TRUE(img);
+  ASSERT_EQ(img->status, 200);
+  EXPECT_EQ(img->get_header_value("Content-Type"), "image/jpeg");
+  cv::Mat m = Decode(img->body);
+  EXPECT_EQ(m.cols, f["image_width"].get<int>());
+  EXPECT_EQ(m.rows, f["image_height"].get<int>());
+  // The face's box is drawn in red over the illustration: its top edge, mid-way along.
+  const auto& box = f["box"];
+  cv::Vec3b px = m.at<cv::Vec3b>(static_cast<int>(box[1].get<double>()) + 1,
+                                  static_cast<int>(box[0].get<double>() + box[2].get<double>() / 2));
+  EXPECT_GT(px[2], 180);
+  EXPECT_LT(px[0], 110);
+  auto crop = Get(f["crop"].get<std::string>());
+  ASSERT_TRUE(crop);
+  ASSERT_EQ(crop->status, 200);
+  EXPECT_EQ(Decode(crop->body).cols, 48);
+}
+
+TEST_F(StudioTest, RunsShowMetricsSampleGridsSnapshotsAndEval) {
+  json runs = GetJson("/api/runs");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["name"], "tiny");
+  EXPECT_EQ(runs[0]["state"], "done");
+  EXPECT_EQ(runs[0]["step"], 4);
+  EXPECT_EQ(runs[0]["has_checkpoint"], true);
+  json m = GetJson("/api/runs/tiny/metrics");
+  for (const char* k : {"d_loss", "g_loss", "gp"}) {
+    ASSERT_TRUE(m["metrics"].contains(k)) << m.dump();
+    ASSERT_EQ(m["metrics"][k].size(), 4u) << k;
+    EXPECT_EQ(m["metrics"][k][0][0], 1);
+    EXPECT_EQ(m["metrics"][k][3][0], 4);
+  }
+  json since = GetJson("/api/runs/tiny/metrics?since=2");
+  EXPECT_EQ(since["metrics"]["d_loss"].size(), 2u);
+  json thin = GetJson("/api/runs/tiny/metrics?points=2");
+  ASSERT_EQ(thin["metrics"]["d_loss"].size(), 2u);
+  EXPECT_EQ(thin["metrics"]["d_loss"][1][0], 4) << "the last point is kept";
+  json files = GetJson("/api/runs/tiny/files");
+  EXPECT_EQ(files["samples"], json({2, 4}));
+  EXPECT_EQ(files["snapshots"], json({2, 4}));
+  EXPECT_EQ(files["eval"]["run"], "tiny");
+  auto grid = Get("/files/sample/tiny/4");
+  ASSERT_TRUE(grid);
+  ASSERT_EQ(grid->status, 200);
+  EXPECT_FALSE(Decode(grid->body).empty());
+}
+
+TEST_F(StudioTest, GenerationIsAPngGridThatFollowsSeedTagsAndSnapshot) {
   auto a = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=7&n=4");
   ASSERT_TRUE(a);
   ASSERT_EQ(a->status, 200) << a->body;
   EXPECT_EQ(a->get_header_value("Content-Type"), "image/png");
   EXPECT_EQ(a->get_header_value("X-Moeforge-Seed"), "7");
-  std::vector<uchar> bytes(a->body.begin(), a->body.end());
-  cv::Mat img = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
-  ASSERT_FALSE(img.empty());
-  // 2 x 2 faces of 32 px with 2 px gaps and borders.
-  EXPECT_EQ(img.cols, 2 * (32 + 2) + 2);
+  cv::Mat img = Decode(a->body);
+  EXPECT_EQ(img.cols, 2 * (32 + 2) + 2);  // 2 x 2 faces of 32 px, 2 px gaps and borders
   EXPECT_EQ(img.rows, 2 * (32 + 2) + 2);
-  EXPECT_EQ(img.channels(), 3);
-
   auto same = Get("/api/sample.png?run=tiny&tags=blonde_hair%20blue_eyes&seed=7&n=4");
   ASSERT_TRUE(same);
   EXPECT_EQ(same->body, a->body);
   auto other_seed = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=8&n=4");
   ASSERT_TRUE(other_seed);
-  EXPECT_EQ(other_seed->status, 200);
   EXPECT_NE(other_seed->body, a->body);
   auto other_tags = Get("/api/sample.png?run=tiny&tags=black_hair+blue_eyes&seed=7&n=4");
   ASSERT_TRUE(other_tags);
-  EXPECT_EQ(other_tags->status, 200);
   EXPECT_NE(other_tags->body, a->body);
-
-  // n = 5: 3 columns, 2 rows.
-  auto five = Get("/api/sample.png?run=tiny&seed=1&n=5");
-  ASSERT_TRUE(five);
-  ASSERT_EQ(five->status, 200);
-  std::vector<uchar> b5(five->body.begin(), five->body.end());
-  cv::Mat g5 = cv::imdecode(b5, cv::IMREAD_COLOR);
-  EXPECT_EQ(g5.cols, 3 * 34 + 2);
-  EXPECT_EQ(g5.rows, 2 * 34 + 2);
-
-  // The temporary grids are gone.
-  std::string tmp = Workspace(*root_).tmp_dir();
-  if (fs::exists(tmp))
-    for (const auto& e : fs::directory_iterator(tmp)) ADD_FAILURE() << "left behind: " << e.path();
-}
-
-// The run keeps a snapshot of step 2: it can be served, and truncation 0 gives every
-// noise one face for one set of tags.
-TEST_F(ServerTest, SnapshotsAndTruncationCanBeAskedFor) {
-  auto snap = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=7&n=2&snapshot=2");
+  auto snap = Get("/api/sample.png?run=tiny&seed=7&n=2&snapshot=2");
   ASSERT_TRUE(snap);
   EXPECT_EQ(snap->status, 200) << snap->body;
   auto t0 = Get("/api/sample.png?run=tiny&tags=blonde_hair+blue_eyes&seed=7&n=2&truncation=0");
   ASSERT_TRUE(t0);
   ASSERT_EQ(t0->status, 200) << t0->body;
-  cv::Mat grid = cv::imdecode(std::vector<uchar>(t0->body.begin(), t0->body.end()), cv::IMREAD_COLOR);
+  cv::Mat grid = Decode(t0->body);
   ASSERT_EQ(grid.cols, 2 * 34 + 2);
   EXPECT_EQ(cv::norm(grid(cv::Rect(2, 2, 32, 32)), grid(cv::Rect(36, 2, 32, 32)), cv::NORM_L1), 0.0);
-}
-
-TEST_F(ServerTest, NoSeedDrawsOneAndReportsIt) {
-  auto r = Get("/api/sample.png?run=tiny&n=1");
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200);
-  std::string seed = r->get_header_value("X-Moeforge-Seed");
+  auto drawn = Get("/api/sample.png?run=tiny&n=1");
+  ASSERT_TRUE(drawn);
+  std::string seed = drawn->get_header_value("X-Moeforge-Seed");
   ASSERT_FALSE(seed.empty());
   auto again = Get("/api/sample.png?run=tiny&n=1&seed=" + seed);
   ASSERT_TRUE(again);
-  EXPECT_EQ(again->body, r->body);  // the reported seed reproduces the grid
+  EXPECT_EQ(again->body, drawn->body);
 }
 
-TEST_F(ServerTest, ConcurrentRequestsGetTheSameGridsAsOneAtATime) {
+// The checkpoint is read once; a new checkpoint file (a run trained on) is read again.
+TEST_F(StudioTest, TheGeneratorIsLoadedOnceAndAgainWhenItsCheckpointChanges) {
+  const std::string path = "/api/sample.png?run=tiny&seed=3&n=1";
+  auto first = Get(path);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200);
+  const int64_t loads = studio_->model_loads();
+  EXPECT_GE(loads, 1);
+  for (int i = 0; i < 3; ++i) {
+    auto r = Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, first->body);
+  }
+  EXPECT_EQ(studio_->model_loads(), loads) << "no reload for an unchanged checkpoint";
+  json status = GetJson("/api/status");
+  EXPECT_EQ(status["model_loads"], loads);
+  // Replace the checkpoint as the trainer does (a new file renamed over the old one).
+  const std::string ckpt = *root_ + "/runs/tiny/checkpoint.pt";
+  fs::copy_file(ckpt, ckpt + ".new");
+  fs::last_write_time(ckpt + ".new", fs::last_write_time(ckpt) + std::chrono::seconds(5));
+  fs::rename(ckpt + ".new", ckpt);
+  (*before_)[ckpt] = {fs::file_size(ckpt), fs::last_write_time(ckpt)};  // the test's write, not the server's
+  auto after = Get(path);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+  EXPECT_EQ(after->body, first->body) << "same weights, same image";
+  EXPECT_EQ(studio_->model_loads(), loads + 1);
+}
+
+TEST_F(StudioTest, ConcurrentGenerationsGetTheGridsOfOneAtATime) {
   std::string path = "/api/sample.png?run=tiny&tags=pink_hair&seed=3&n=2";
   auto serial = Get(path);
   ASSERT_TRUE(serial);
   ASSERT_EQ(serial->status, 200);
-  std::vector<std::string> got(3);
+  std::vector<std::string> got(4);
   std::vector<std::thread> threads;
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < 4; ++i)
     threads.emplace_back([&, i] {
       auto r = Get(path);
-      if (r && r->status == 200) got[i] = r->body;
+      if (r && r->status == 200) got[static_cast<size_t>(i)] = r->body;
     });
   for (auto& t : threads) t.join();
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], serial->body) << i;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], serial->body) << i;
 }
 
-TEST_F(ServerTest, BadRequestsAnswer400WithAMessage) {
+TEST_F(StudioTest, BadParametersAnswer4xxWithAMessage) {
   struct Case {
-    const char* path;
+    std::string path;
     int status;
     const char* message;
   };
   const Case cases[] = {
+      {"/api/faces?filter=" + Enc("smile and ("), 400, "column"},
+      {"/api/faces?filter=" + Enc("bogus_name > 1"), 400, "unknown name 'bogus_name'"},
+      {"/api/faces?filter=" + Enc("'unterminated"), 400, "column"},
+      {"/api/histogram?filter=" + Enc("hair_color = "), 400, "column"},
+      {"/api/faces?view=nope", 404, "no view named 'nope'"},
+      {"/api/faces?sort=bogus", 400, "unknown sort 'bogus'"},
+      {"/api/faces?sort=tag:unicorn", 400, "not a tag"},
+      {"/api/faces?after=garbage", 400, "malformed page cursor"},
+      {"/api/faces?after=1:x", 400, "malformed page cursor"},
+      {"/api/faces?limit=0", 400, "'limit' must lie in 1..200"},
+      {"/api/faces?limit=201", 400, "'limit' must lie in 1..200"},
+      {"/api/face/999999", 404, "no face 999999"},
+      {"/api/face/0", 400, "'id' must lie in"},
+      {"/files/crop/999999", 404, "no face 999999"},
+      {"/files/image/999999", 404, "no face 999999"},
+      {"/files/sample/tiny/999", 404, "missing file"},
+      {"/files/sample/nope/2", 404, "no run named 'nope'"},
+      {"/api/runs/nope/metrics", 404, "no run named 'nope'"},
+      {"/api/runs/tiny/metrics?since=-1", 400, "'since' must be a whole number"},
       {"/api/sample.png?run=tiny&tags=purple_unicorn", 400, "unknown tag 'purple_unicorn'"},
       {"/api/sample.png?run=tiny&tags=blonde_hair+black_hair", 400, "both in the exclusive group hair_color"},
-      {"/api/sample.png?run=nope&n=1", 400, "run 'nope' has no"},
+      {"/api/sample.png?run=nope&n=1", 404, "no run named 'nope'"},
       {"/api/sample.png?n=1", 400, "missing parameter 'run'"},
       {"/api/sample.png?run=..&n=1", 400, "bad run name"},
       {"/api/sample.png?run=tiny%2F..&n=1", 400, "bad run name"},
       {"/api/sample.png?run=tiny&n=0", 400, "'n' must lie in 1..64"},
       {"/api/sample.png?run=tiny&n=65", 400, "'n' must lie in 1..64"},
-      {"/api/sample.png?run=tiny&n=abc", 400, "'n' must be a whole number"},
       {"/api/sample.png?run=tiny&seed=-1", 400, "'seed' must be a whole number"},
       {"/api/sample.png?run=tiny&seed=99999999999999999999", 400, "'seed' is out of range"},
       {"/api/sample.png?run=tiny&n=1&snapshot=99", 400, "has no snapshot of step 99"},
-      {"/api/sample.png?run=tiny&n=1&snapshot=x", 400, "'snapshot' must be a whole number"},
       {"/api/sample.png?run=tiny&n=1&truncation=3", 400, "truncation must be a number in [0, 2]"},
-      {"/api/sample.png?run=tiny&n=1&truncation=0.5x", 400, "truncation must be a number in [0, 2]"},
-      {"/api/schema?run=nope", 400, "run 'nope' has no"},
+      {"/api/schema?run=nope", 404, "no run named 'nope'"},
       {"/api/schema", 400, "missing parameter 'run'"},
       {"/no/such/page", 404, "no such page"},
   };
   for (const Case& c : cases) {
     auto r = Get(c.path);
     ASSERT_TRUE(r) << c.path;
-    EXPECT_EQ(r->status, c.status) << c.path;
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    EXPECT_EQ(r->status, c.status) << c.path << ": " << r->body;
+    auto j = json::parse(r->body, nullptr, false);
     ASSERT_TRUE(j.is_object()) << c.path << ": " << r->body;
     EXPECT_NE(j.value("error", std::string()).find(c.message), std::string::npos) << c.path << ": " << r->body;
   }
+  EXPECT_EQ(Get("/api/runs")->status, 200);
 }
 
-TEST(ServerStartTest, RefusesAMissingWorkspaceRunOrATakenPort) {
-  std::string root = (fs::temp_directory_path() / ("moeforge_server_start_" + std::to_string(getpid()))).string();
+// Nothing outside the workspace's recorded files can be named: traversal in any spelling
+// gets a 4xx and never a file's bytes, and the server keeps serving.
+TEST_F(StudioTest, PathTraversalGets4xx) {
+  const char* paths[] = {
+      "/../../../../etc/passwd",
+      "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+      "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+      "/static/../../etc/passwd",
+      "/static/..%2f..%2f..%2fetc%2fpasswd",
+      "/static/%2e%2e%2fstudio.css",
+      "//etc/passwd",
+      "/files/crop//etc/passwd",
+      "/files/crop/../../moeforge.db",
+      "/files/crop/%2e%2e%2fmoeforge.db",
+      "/files/image/1/../../../../etc/passwd",
+      "/files/sample/..%2F..%2F..%2Fetc/1",
+      "/files/sample/%2e%2e/1",
+      "/files/sample/tiny/..%2f..%2fmoeforge.db",
+      "/api/runs/%2e%2e/files",
+      "/api/runs/..%2F..%2Fetc/metrics",
+      "/api/runs/%2Fetc%2Fpasswd/files",
+      "/files/sample/%2Fetc%2Fpasswd/1",
+  };
+  for (const char* p : paths) {
+    auto r = Get(p);
+    ASSERT_TRUE(r) << p;
+    EXPECT_GE(r->status, 400) << p;
+    EXPECT_LT(r->status, 500) << p;
+    EXPECT_EQ(r->body.find("root:"), std::string::npos) << p;
+    EXPECT_EQ(r->body.find("SQLite format"), std::string::npos) << p;
+  }
+  // Raw, without the client's normalisation.
+  for (const char* target : {"/../../etc/passwd", "/static/../../../etc/passwd", "/etc/passwd",
+                             "http://127.0.0.1/../etc/passwd", "/files/crop/1/../../../../etc/passwd"}) {
+    int st = RawStatus(studio_->port(), std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_GE(st, 400) << target;
+    EXPECT_LT(st, 500) << target;
+  }
+  EXPECT_EQ(Get("/api/runs")->status, 200);
+}
+
+TEST_F(StudioTest, OversizedRequestsGet4xxAndTheServerKeepsServing) {
+  const int port = studio_->port();
+  auto still_serving = [&](const char* after) {
+    auto r = Get("/api/faces?limit=1");
+    ASSERT_TRUE(r) << after;
+    EXPECT_EQ(r->status, 200) << after;
+  };
+  // A body past max_body (4 KiB): 413, on any route.
+  {
+    httplib::Client c("127.0.0.1", port);
+    std::string big(1 << 20, 'x');
+    auto r = c.Post("/api/faces", big, "application/octet-stream");
+    if (r) {
+      EXPECT_EQ(r->status, 413);
+    }
+    EXPECT_EQ(RawStatus(port, "POST /api/faces HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" +
+                                  std::string(8192, 'x')),
+              413);
+    still_serving("body");
+  }
+  // One header field past the library's 8 KiB line: 400; headers past ours: 431.
+  EXPECT_EQ(RawStatus(port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n"), 400);
+  still_serving("long header line");
+  std::string many = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) many += "X-H" + std::to_string(i) + ": 1\r\n";
+  EXPECT_EQ(RawStatus(port, many + "\r\n"), 431);
+  still_serving("many headers");
+  std::string heavy = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 4; ++i) heavy += "X-H" + std::to_string(i) + ": " + std::string(5000, 'b') + "\r\n";
+  EXPECT_EQ(RawStatus(port, heavy + "\r\n"), 431);
+  still_serving("heavy headers");
+  // A request target past max_target (4 KiB): 414; past the library's 8 KiB line too.
+  EXPECT_EQ(RawStatus(port, "GET /api/faces?filter=" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n"), 414);
+  int huge = RawStatus(port, "GET /api/faces?filter=" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_GE(huge, 400);
+  EXPECT_LT(huge, 500);
+  still_serving("long target");
+  // A batch past max_n and a page past page_max were 400s above; garbage is 400 too.
+  EXPECT_EQ(RawStatus(port, "NONSENSE\r\n\r\n"), 400);
+  still_serving("garbage");
+}
+
+TEST_F(StudioTest, TheWorkspaceIsNeverWritten) {
+  // Every route once (CTest runs each test in its own process), then the database and
+  // every file are as MakeDemoWorkspace left them.
+  for (const char* path : {"/", "/runs", "/generate", "/static/dataset.js", "/api/views", "/api/faces?filter=smile",
+                           "/api/histogram", "/api/face/1", "/files/crop/1", "/files/image/1", "/api/runs",
+                           "/api/runs/tiny/metrics", "/api/runs/tiny/files", "/files/sample/tiny/2",
+                           "/api/schema?run=tiny", "/api/sample.png?run=tiny&n=4&seed=1", "/api/status"}) {
+    auto r = Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body.substr(0, 200);
+  }
+  auto after = Listing(*root_);
+  EXPECT_EQ(after.size(), before_->size());
+  for (const auto& [path, st] : *before_) {
+    auto it = after.find(path);
+    ASSERT_NE(it, after.end()) << path << " is gone";
+    EXPECT_EQ(it->second.first, st.first) << path;
+    EXPECT_TRUE(it->second.second == st.second) << path << " was modified";
+  }
+  EXPECT_FALSE(fs::exists(Workspace(*root_).tmp_dir()) && !fs::is_empty(Workspace(*root_).tmp_dir()));
+}
+
+TEST(StudioStartTest, RefusesAMissingWorkspaceRunOrATakenPort) {
+  std::string root = (fs::temp_directory_path() / ("moeforge_studio_start_" + std::to_string(getpid()))).string();
   fs::remove_all(root);
-  server::ServeOptions o;
+  studio::StudioOptions o;
   o.port = 0;
   {
-    server::SampleServer s(Workspace(root), o);
-    Status st = s.Start();
-    EXPECT_EQ(st.code(), Status::Code::kNotFound) << st.ToString();
+    studio::Studio s(Workspace(root), o);
+    EXPECT_EQ(s.Start().code(), Status::Code::kNotFound);
   }
-  ASSERT_TRUE(trainer::MakeSyntheticFaceWorkspace(root, 1).ok());
+  studio::DemoWorkspaceOptions d;
+  d.faces = 3;
+  d.train = false;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
   {
-    server::ServeOptions bad = o;
+    studio::StudioOptions bad = o;
     bad.run = "nope";
-    server::SampleServer s(Workspace(root), bad);
+    studio::Studio s(Workspace(root), bad);
     Status st = s.Start();
     EXPECT_EQ(st.code(), Status::Code::kNotFound) << st.ToString();
     EXPECT_NE(st.message().find("--run"), std::string::npos) << st.ToString();
   }
   {
-    server::SampleServer first(Workspace(root), o);
+    studio::Studio first(Workspace(root), o);
     ASSERT_TRUE(first.Start().ok());
-    server::ServeOptions same = o;
+    studio::StudioOptions same = o;
     same.port = first.port();
-    server::SampleServer second(Workspace(root), same);
+    studio::Studio second(Workspace(root), same);
     EXPECT_EQ(second.Start().code(), Status::Code::kIoError);
-    // A workspace without runs still serves a page that says how to make one.
     httplib::Client c("127.0.0.1", first.port());
-    auto r = c.Get("/");
+    auto r = c.Get("/api/runs");
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
-    EXPECT_NE(r->body.find("no runs yet"), std::string::npos);
+    EXPECT_EQ(r->body, "[]");
   }
   fs::remove_all(root);
 }
 
-// The real binary: first line names the address, SIGTERM stops it with a summary.
+// The real binary: the first line names the address; SIGTERM stops it with a summary.
 TEST(ServeBinaryTest, ListensThenStopsOnSigterm) {
   const char* b = std::getenv("MOEFORGE_BIN");
   std::string bin = b != nullptr ? b : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
   if (!fs::exists(bin)) GTEST_SKIP() << bin << " is not built";
   std::string root = (fs::temp_directory_path() / ("moeforge_serve_bin_" + std::to_string(getpid()))).string();
   fs::remove_all(root);
-  ASSERT_TRUE(trainer::MakeSyntheticFaceWorkspace(root, 1).ok());
-
+  studio::DemoWorkspaceOptions d;
+  d.faces = 2;
+  d.train = false;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   pid_t pid = fork();
@@ -322,7 +628,8 @@ TEST(ServeBinaryTest, ListensThenStopsOnSigterm) {
     dup2(out[1], 1);
     close(out[0]);
     close(out[1]);
-    execl(bin.c_str(), bin.c_str(), "serve", "-w", root.c_str(), "--port", "0", "--json", static_cast<char*>(nullptr));
+    execl(bin.c_str(), bin.c_str(), "serve", "-w", root.c_str(), "--port", "0", "--max-body", "100", "--json",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out[1]);
@@ -334,11 +641,12 @@ TEST(ServeBinaryTest, ListensThenStopsOnSigterm) {
   ASSERT_TRUE(std::regex_search(first, m, std::regex(R"(^listening on http://127\.0\.0\.1:(\d+)\n$)"))) << first;
   int port = std::stoi(m[1]);
   httplib::Client c("127.0.0.1", port);
-  auto r = c.Get("/api/runs");
+  auto r = c.Get("/api/faces?limit=2");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->body, "[]");
-
+  EXPECT_EQ(json::parse(r->body)["faces"].size(), 2u);
+  // --max-body reached the server.
+  EXPECT_EQ(RawStatus(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n" + std::string(101, 'x')), 413);
   kill(pid, SIGTERM);
   std::string rest;
   while (std::fgets(line, sizeof line, f) != nullptr) rest += line;
@@ -347,10 +655,10 @@ TEST(ServeBinaryTest, ListensThenStopsOnSigterm) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  auto summary = nlohmann::json::parse(rest, nullptr, false);
+  auto summary = json::parse(rest, nullptr, false);
   ASSERT_TRUE(summary.is_object()) << rest;
   EXPECT_EQ(summary["stage"], "serve");
-  EXPECT_EQ(summary["done"], 1);
+  EXPECT_EQ(summary["done"], 2);
   fs::remove_all(root);
 }
 

@@ -1,0 +1,87 @@
+// The studio's read-only queries (private to studio/): dataset pages, a face and its
+// source illustration, views, runs and their metrics, each answered as the JSON its route
+// sends. Connections are opened read-only with query_only set: the studio never writes a
+// workspace. Files are found by row id, never by a path a client sent.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "core/workspace.h"
+#include "db/db.h"
+
+namespace moeforge::studio {
+
+struct FaceQuery {
+  std::string view;    // "" = every face of the newest detector
+  std::string filter;  // the filter language (docs/filters.md), ANDed with the view's
+  std::string sort = "face_id";  // face_id | score | sharpness | face_size | mono_score | tag:NAME
+  bool desc = false;
+  std::string after;   // the `next` cursor of the previous page ("" = the first page)
+  int limit = 60;
+};
+
+struct FaceBox {
+  int64_t face_id = 0;
+  double x = 0, y = 0, w = 0, h = 0;
+};
+
+class Catalog {
+ public:
+  // Opens `connections` read-only connections to WS's database. NotFound without one;
+  // Unsupported when its schema is not the one this build reads.
+  static Result<std::unique_ptr<Catalog>> Open(const Workspace& ws, int connections);
+  ~Catalog();
+
+  // {"faces":[{id, post_id, w, h, score, sharpness, mono_score, rating, crop, tags:[{tag, score, on}]}],
+  //  "next": cursor|null, "tagger", "detector"}: one page in keyset order, `limit` faces at most.
+  Result<nlohmann::json> Faces(const FaceQuery& q);
+  // {"total", "tags": {tag: faces decided to have it}, "groups": [{name, exclusive, tags}]}.
+  Result<nlohmann::json> Histogram(const std::string& view, const std::string& filter);
+  // A face: its row, the post(s) of its image with their source tags, every box the same
+  // detector drew on the image, and its tags.
+  Result<nlohmann::json> Face(int64_t face_id);
+  // [{name, filter, detector, tagger, selected, of}].
+  Result<nlohmann::json> Views();
+  // [{name, state, step, view, tagger, created_at, updated_at, resolution, has_checkpoint}],
+  // newest first.
+  Result<nlohmann::json> Runs();
+  // {"run", "state", "step", "metrics": {key: [[step, value]...]}} for steps > since_step;
+  // at most `max_points` per key (evenly thinned, the last kept).
+  Result<nlohmann::json> Metrics(const std::string& run, int64_t since_step, int max_points);
+  // {"run", "samples": [step...], "snapshots": [step...], "eval": {...}|null}: what the run
+  // left in its folder (eval: WS/runs/<run>/eval.json when someone saved `moeforge eval --json` there).
+  Result<nlohmann::json> RunFiles(const std::string& run);
+
+  // Absolute paths of files served by id.
+  Result<std::string> CropPath(int64_t face_id);
+  // The face's source image and every box its detector drew there.
+  Result<std::string> ImagePath(int64_t face_id, std::vector<FaceBox>* boxes);
+  Result<std::string> SamplePath(const std::string& run, int64_t step);
+
+  // A run name as it may appear in a URL: one existing run, no path characters.
+  Status CheckRun(const std::string& run);
+
+ private:
+  class Lease;
+  Catalog(Workspace ws) : ws_(std::move(ws)) {}
+  Lease Acquire();
+  // `rel` (a path the database holds, relative to the workspace) made absolute; refused
+  // when it would leave the workspace.
+  Result<std::string> InsideWorkspace(const std::string& rel) const;
+
+  Workspace ws_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<db::Database>> free_;
+  std::vector<std::unique_ptr<db::Database>> all_;
+};
+
+}  // namespace moeforge::studio

@@ -1,0 +1,25 @@
+// A small studio workspace made without crawling (tests, the browser test, the bench):
+// illustrations of one to three synthetic faces each, with posts, source tags, detector
+// and tagger rows as detect and tag leave them, two views, and optionally a tiny trained
+// run (metrics, sample grids, snapshots, an eval.json). Not used by `moeforge serve`.
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+
+namespace moeforge::studio {
+
+struct DemoWorkspaceOptions {
+  int faces = 48;
+  // Distinct crop files; faces beyond share them round-robin (a 50k-face workspace for the
+  // bench need not write 50k PNGs: the pages' queries do not read them).
+  int distinct_crops = 5000;
+  bool train = true;       // a run named "tiny" (32 px, a few steps, 1 thread)
+  int train_steps = 4;
+};
+
+// Creates WS at `root` (which must not hold a workspace yet).
+Status MakeDemoWorkspace(const std::string& root, const DemoWorkspaceOptions& o);
+
+}  // namespace moeforge::studio
