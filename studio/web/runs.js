@@ -27,7 +27,8 @@ function selectRun(name) {
 }
 
 async function loadMetrics() {
-  const m = await getJson("/api/runs/" + encodeURIComponent(st.run) + "/metrics?since=" + st.lastStep);
+  const since = st.lastStep >= 0 ? "?since=" + st.lastStep : "";
+  const m = await getJson("/api/runs/" + encodeURIComponent(st.run) + "/metrics" + since);
   for (const [k, pts] of Object.entries(m.metrics)) {
     st.metrics[k] = (st.metrics[k] || []).concat(pts);
     for (const p of pts) st.lastStep = Math.max(st.lastStep, p[0]);
