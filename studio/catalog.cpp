@@ -16,19 +16,20 @@ namespace moeforge::studio {
 
 class Catalog::Lease {
  public:
-  Lease(Catalog* c, std::unique_ptr<db::Database> d) : c_(c), d_(std::move(d)) {}
-  Lease(Lease&& o) noexcept : c_(o.c_), d_(std::move(o.d_)) {}
+  Lease(Catalog* c, int pool, std::unique_ptr<db::Database> d) : c_(c), pool_(pool), d_(std::move(d)) {}
+  Lease(Lease&& o) noexcept : c_(o.c_), pool_(o.pool_), d_(std::move(o.d_)) {}
   ~Lease() {
     if (!d_) return;
     std::lock_guard<std::mutex> lock(c_->mu_);
-    c_->free_.push_back(std::move(d_));
-    c_->cv_.notify_one();
+    c_->free_[pool_].push_back(std::move(d_));
+    c_->cv_.notify_all();
   }
   db::Database& operator*() { return *d_; }
   db::Database* operator->() { return d_.get(); }
 
  private:
   Catalog* c_;
+  int pool_;
   std::unique_ptr<db::Database> d_;
 };
 
@@ -113,7 +114,8 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const Workspace& ws, int connecti
   std::unique_ptr<Catalog> c(new Catalog(ws));
   db::OpenOptions opts;
   opts.read_only = true;
-  for (int i = 0; i < std::max(1, connections); ++i) {
+  const int scan = std::max(1, connections);
+  for (int i = 0; i < scan + 2; ++i) {
     auto d = db::Database::Open(ws.db_path(), opts);
     if (!d.ok()) {
       if (d.status().code() == Status::Code::kNotFound)
@@ -128,19 +130,20 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const Workspace& ws, int connecti
                                    ", this moeforge reads " + std::to_string(db::CurrentSchemaVersion()) +
                                    " (any stage command, e.g. `moeforge status`, migrates it; serve only reads)");
     }
-    c->free_.push_back(std::move(d).value());
+    c->free_[i < scan ? 0 : 1].push_back(std::move(d).value());
   }
   return c;
 }
 
 Catalog::~Catalog() = default;
 
-Catalog::Lease Catalog::Acquire() {
+Catalog::Lease Catalog::Acquire(Lane lane) {
+  const int pool = lane == Lane::kScan ? 0 : 1;
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !free_.empty(); });
-  auto d = std::move(free_.back());
-  free_.pop_back();
-  return Lease(this, std::move(d));
+  cv_.wait(lock, [&] { return !free_[pool].empty(); });
+  auto d = std::move(free_[pool].back());
+  free_[pool].pop_back();
+  return Lease(this, pool, std::move(d));
 }
 
 Result<std::string> Catalog::InsideWorkspace(const std::string& rel) const {
@@ -161,7 +164,7 @@ Status Catalog::CheckRun(const std::string& run) {
   if (run.size() > 200 || run == "." || run == ".." || run.find_first_of("/\\") != std::string::npos ||
       run.find('\0') != std::string::npos)
     return Status::InvalidArgument("bad run name '" + run + "'");
-  auto d = Acquire();
+  auto d = Acquire(Lane::kLookup);
   MF_ASSIGN_OR_RETURN(db::Stmt * st, d->Cached("SELECT 1 FROM runs WHERE name = ?"));
   st->Bind(1, run);
   MF_ASSIGN_OR_RETURN(bool row, st->Step());
@@ -172,16 +175,17 @@ Status Catalog::CheckRun(const std::string& run) {
 
 Result<nlohmann::json> Catalog::Faces(const FaceQuery& q) {
   if (q.limit < 1) return Status::InvalidArgument("limit must be >= 1");
-  auto d = Acquire();
+  auto d = Acquire(Lane::kScan);
   MF_ASSIGN_OR_RETURN(db::FaceSelection sel, db::SelectFaces(*d, q.view, q.filter));
   // The sort key, an SQL expression over v_dataset (from this table only) and its values.
   std::string key;
   std::vector<db::SqlValue> key_params;
+  std::string face_key;  // the same key over `faces c`, when it is a column of faces
   if (q.sort == "face_id") key = "v_dataset.face_id";
-  else if (q.sort == "score") key = "coalesce(v_dataset.score, -1)";
-  else if (q.sort == "sharpness") key = "coalesce(v_dataset.sharpness, -1)";
-  else if (q.sort == "mono_score") key = "coalesce(v_dataset.mono_score, -1)";
-  else if (q.sort == "face_size") key = "min(v_dataset.w, v_dataset.h)";
+  else if (q.sort == "score") key = "coalesce(v_dataset.score, -1)", face_key = "coalesce(c.score, -1)";
+  else if (q.sort == "sharpness") key = "coalesce(v_dataset.sharpness, -1)", face_key = "coalesce(c.sharpness, -1)";
+  else if (q.sort == "mono_score") key = "coalesce(v_dataset.mono_score, -1)", face_key = "coalesce(c.mono_score, -1)";
+  else if (q.sort == "face_size") key = "min(v_dataset.w, v_dataset.h)", face_key = "min(c.w, c.h)";
   else if (q.sort.rfind("tag:", 0) == 0) {
     std::string tag = q.sort.substr(4);
     if (!sel.has_tagger) return Status::InvalidArgument("sort " + q.sort + ": no tagger has run in this workspace");
@@ -203,43 +207,8 @@ Result<nlohmann::json> Catalog::Faces(const FaceQuery& q) {
   std::string cols =
       "v_dataset.face_id, v_dataset.post_id, v_dataset.w, v_dataset.h, v_dataset.score, v_dataset.sharpness, "
       "v_dataset.mono_score, v_dataset.rating";
-  std::string sql;
-  std::vector<db::SqlValue> params;
-  if (q.sort == "face_id") {
-    // Keyset on the rowid: SQLite seeks to the cursor instead of counting past it.
-    sql = "SELECT " + cols + ", v_dataset.face_id FROM v_dataset WHERE " + sel.where;
-    params = sel.params;
-    if (paged) {
-      sql += std::string(" AND v_dataset.face_id ") + cmp + " ?";
-      params.push_back(after_id);
-    }
-    sql += std::string(" ORDER BY v_dataset.face_id") + dir + " LIMIT ?";
-  } else {
-    sql = "SELECT * FROM (SELECT " + cols + ", " + key + " AS k FROM v_dataset WHERE " + sel.where + ")";
-    params = key_params;
-    params.insert(params.end(), sel.params.begin(), sel.params.end());
-    if (paged) {
-      sql += std::string(" WHERE (k, face_id) ") + cmp + " (?, ?)";
-      params.push_back(after_k);
-      params.push_back(after_id);
-    }
-    sql += std::string(" ORDER BY k") + dir + ", face_id" + dir + " LIMIT ?";
-  }
-  params.push_back(static_cast<int64_t>(q.limit) + 1);
-  MF_ASSIGN_OR_RETURN(db::Stmt st, d->Prepare(sql));
-  db::BindParams(st, 1, params);
-  nlohmann::json faces = nlohmann::json::array();
-  std::vector<int64_t> ids;
-  std::string next;
-  while (true) {
-    MF_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    if (static_cast<int>(ids.size()) == q.limit) {
-      next = FormatCursor(faces.back()["k"].get<double>(), ids.back());
-      break;
-    }
-    int64_t id = st.Int(0);
-    ids.push_back(id);
+  auto row_json = [](const db::Stmt& st) {
+    const int64_t id = st.Int(0);
     nlohmann::json f = {{"id", id},
                         {"w", st.Double(2)},
                         {"h", st.Double(3)},
@@ -250,7 +219,109 @@ Result<nlohmann::json> Catalog::Faces(const FaceQuery& q) {
     f["sharpness"] = st.IsNull(5) ? nlohmann::json(nullptr) : nlohmann::json(st.Double(5));
     f["mono_score"] = st.IsNull(6) ? nlohmann::json(nullptr) : nlohmann::json(st.Double(6));
     f["rating"] = st.Text(7);
-    faces.push_back(std::move(f));
+    return f;
+  };
+  std::vector<nlohmann::json> rows;  // up to limit + 1, in page order
+  const size_t want = static_cast<size_t>(q.limit) + 1;
+  if (!face_key.empty()) {
+    // A key that is a column of `faces`: candidates in key order from `faces` alone (a
+    // narrow top-N sort, no view), then those the selection passes, in that order, round
+    // after round until the page is full. The view's joins run for the candidates only
+    // (370 ms -> a few ms a page at 50k faces for a filter most faces pass).
+    const int batch = std::max(1024, 4 * q.limit + 4);
+    double ck = after_k;
+    int64_t cid = after_id;
+    bool from_cursor = paged;
+    while (rows.size() < want) {
+      std::string cand_sql = "SELECT c.id, " + face_key + " FROM faces c WHERE c.detector_id = ?";
+      if (from_cursor) cand_sql += " AND (" + face_key + ", c.id) " + cmp + " (?, ?)";
+      cand_sql += std::string(" ORDER BY 2") + dir + ", 1" + dir + " LIMIT ?";
+      MF_ASSIGN_OR_RETURN(db::Stmt cand, d->Prepare(cand_sql));
+      int b = 1;
+      cand.Bind(b++, sel.detector_id);
+      if (from_cursor) {
+        cand.Bind(b++, ck);
+        cand.Bind(b++, cid);
+      }
+      cand.Bind(b++, batch);
+      std::vector<std::pair<int64_t, double>> cands;
+      while (true) {
+        MF_ASSIGN_OR_RETURN(bool row, cand.Step());
+        if (!row) break;
+        cands.emplace_back(cand.Int(0), cand.Double(1));
+      }
+      if (cands.empty()) break;
+      std::string check = "SELECT " + cols + ", " + key + " AS k FROM v_dataset WHERE " + sel.where +
+                          " AND v_dataset.face_id IN (";
+      for (size_t i = 0; i < cands.size(); ++i) check += i ? ",?" : "?";
+      check += ")";
+      MF_ASSIGN_OR_RETURN(db::Stmt st, d->Prepare(check));
+      std::vector<db::SqlValue> params = key_params;
+      params.insert(params.end(), sel.params.begin(), sel.params.end());
+      for (const auto& c : cands) params.push_back(c.first);
+      db::BindParams(st, 1, params);
+      std::map<int64_t, nlohmann::json> passed;
+      while (true) {
+        MF_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        passed[st.Int(0)] = row_json(st);
+      }
+      for (const auto& c : cands) {
+        auto it = passed.find(c.first);
+        if (it == passed.end()) continue;
+        rows.push_back(std::move(it->second));
+        if (rows.size() == want) break;
+      }
+      if (static_cast<int>(cands.size()) < batch) break;
+      ck = cands.back().second;
+      cid = cands.back().first;
+      from_cursor = true;
+    }
+  } else {
+    std::string sql;
+    std::vector<db::SqlValue> params;
+    if (q.sort == "face_id") {
+      // Keyset on the rowid, walked in order: CROSS JOIN keeps SQLite from starting at the
+      // detector's index and sorting every face (300 ms instead of 3 ms at 50k faces); it
+      // seeks to the cursor and stops after one page.
+      sql = "SELECT " + cols + ", v_dataset.face_id FROM faces studio_f CROSS JOIN v_dataset ON v_dataset.face_id = "
+            "studio_f.id WHERE " + sel.where;
+      params = sel.params;
+      if (paged) {
+        sql += std::string(" AND studio_f.id ") + cmp + " ?";
+        params.push_back(after_id);
+      }
+      sql += std::string(" ORDER BY studio_f.id") + dir + " LIMIT ?";
+    } else {
+      sql = "SELECT * FROM (SELECT " + cols + ", " + key + " AS k FROM v_dataset WHERE " + sel.where + ")";
+      params = key_params;
+      params.insert(params.end(), sel.params.begin(), sel.params.end());
+      if (paged) {
+        sql += std::string(" WHERE (k, face_id) ") + cmp + " (?, ?)";
+        params.push_back(after_k);
+        params.push_back(after_id);
+      }
+      sql += std::string(" ORDER BY k") + dir + ", face_id" + dir + " LIMIT ?";
+    }
+    params.push_back(static_cast<int64_t>(want));
+    MF_ASSIGN_OR_RETURN(db::Stmt st, d->Prepare(sql));
+    db::BindParams(st, 1, params);
+    while (true) {
+      MF_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      rows.push_back(row_json(st));
+    }
+  }
+  std::string next;
+  if (rows.size() == want) {
+    rows.pop_back();
+    next = FormatCursor(rows.back()["k"].get<double>(), rows.back()["id"].get<int64_t>());
+  }
+  nlohmann::json faces = nlohmann::json::array();
+  std::vector<int64_t> ids;
+  for (auto& r : rows) {
+    ids.push_back(r["id"].get<int64_t>());
+    faces.push_back(std::move(r));
   }
   if (sel.has_tagger) {
     std::map<int64_t, FaceTags> tags;
@@ -265,7 +336,7 @@ Result<nlohmann::json> Catalog::Faces(const FaceQuery& q) {
 }
 
 Result<nlohmann::json> Catalog::Histogram(const std::string& view, const std::string& filter) {
-  auto d = Acquire();
+  auto d = Acquire(Lane::kScan);
   MF_ASSIGN_OR_RETURN(db::FaceSelection sel, db::SelectFaces(*d, view, filter));
   MF_ASSIGN_OR_RETURN(db::Stmt count, d->Prepare("SELECT count(*) FROM v_dataset WHERE " + sel.where));
   db::BindParams(count, 1, sel.params);
@@ -292,7 +363,7 @@ Result<nlohmann::json> Catalog::Histogram(const std::string& view, const std::st
 }
 
 Result<nlohmann::json> Catalog::Face(int64_t face_id) {
-  auto d = Acquire();
+  auto d = Acquire(Lane::kLookup);
   MF_ASSIGN_OR_RETURN(db::Stmt f, d->Prepare(
       "SELECT f.id, f.image_sha256, f.x, f.y, f.w, f.h, f.score, f.detector_id, d.name, f.crop_size, f.sharpness, "
       "f.mono_score, f.pad_frac, coalesce(f.backend, ''), i.width, i.height FROM faces f "
@@ -357,7 +428,7 @@ Result<nlohmann::json> Catalog::Face(int64_t face_id) {
 }
 
 Result<nlohmann::json> Catalog::Views() {
-  auto d = Acquire();
+  auto d = Acquire(Lane::kScan);
   MF_ASSIGN_OR_RETURN(auto views, db::ListViews(*d));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& v : views) {
@@ -375,7 +446,7 @@ Result<nlohmann::json> Catalog::Views() {
 }
 
 Result<nlohmann::json> Catalog::Runs() {
-  auto d = Acquire();
+  auto d = Acquire(Lane::kLookup);
   MF_ASSIGN_OR_RETURN(db::Stmt * q, d->Cached(
       "SELECT name, state, step, config_json, dir, coalesce(view, ''), coalesce(tagger, ''), created_at, updated_at "
       "FROM runs ORDER BY updated_at DESC, id DESC"));
@@ -400,7 +471,7 @@ Result<nlohmann::json> Catalog::Runs() {
 }
 
 Result<nlohmann::json> Catalog::Metrics(const std::string& run, int64_t since_step, int max_points) {
-  auto d = Acquire();
+  auto d = Acquire(Lane::kLookup);
   MF_ASSIGN_OR_RETURN(db::Stmt * r, d->Cached("SELECT id, state, step FROM runs WHERE name = ?"));
   r->Bind(1, run);
   MF_ASSIGN_OR_RETURN(bool found, r->Step());
@@ -477,7 +548,7 @@ Result<nlohmann::json> Catalog::RunFiles(const std::string& run) {
 Result<std::string> Catalog::CropPath(int64_t face_id) {
   std::string rel;
   {
-    auto d = Acquire();
+    auto d = Acquire(Lane::kLookup);
     MF_ASSIGN_OR_RETURN(db::Stmt * st, d->Cached("SELECT coalesce(crop_path, '') FROM faces WHERE id = ?"));
     st->Bind(1, face_id);
     MF_ASSIGN_OR_RETURN(bool row, st->Step());
@@ -491,7 +562,7 @@ Result<std::string> Catalog::CropPath(int64_t face_id) {
 Result<std::string> Catalog::ImagePath(int64_t face_id, std::vector<FaceBox>* boxes) {
   std::string rel;
   {
-    auto d = Acquire();
+    auto d = Acquire(Lane::kLookup);
     MF_ASSIGN_OR_RETURN(db::Stmt st, d->Prepare(
         "SELECT coalesce(i.blob_path, ''), g.id, g.x, g.y, g.w, g.h FROM faces f "
         "JOIN images i ON i.sha256 = f.image_sha256 "

@@ -35,8 +35,10 @@ struct FaceBox {
 
 class Catalog {
  public:
-  // Opens `connections` read-only connections to WS's database. NotFound without one;
-  // Unsupported when its schema is not the one this build reads.
+  // Opens read-only connections to WS's database: `connections` for the queries that scan
+  // (pages, histograms, view counts) and two more for lookups by id (files, a face, a run),
+  // so that a crop never waits behind a scan. NotFound without a database; Unsupported when
+  // its schema is not the one this build reads.
   static Result<std::unique_ptr<Catalog>> Open(const Workspace& ws, int connections);
   ~Catalog();
 
@@ -71,8 +73,9 @@ class Catalog {
 
  private:
   class Lease;
-  Catalog(Workspace ws) : ws_(std::move(ws)) {}
-  Lease Acquire();
+  enum class Lane { kScan, kLookup };
+  explicit Catalog(Workspace ws) : ws_(std::move(ws)) {}
+  Lease Acquire(Lane lane);
   // `rel` (a path the database holds, relative to the workspace) made absolute; refused
   // when it would leave the workspace.
   Result<std::string> InsideWorkspace(const std::string& rel) const;
@@ -80,8 +83,7 @@ class Catalog {
   Workspace ws_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<db::Database>> free_;
-  std::vector<std::unique_ptr<db::Database>> all_;
+  std::vector<std::unique_ptr<db::Database>> free_[2];  // by Lane
 };
 
 }  // namespace moeforge::studio

@@ -133,18 +133,23 @@ Status MakeDemoWorkspace(const std::string& root, const DemoWorkspaceOptions& o)
   }));
   MF_RETURN_IF_ERROR(db::CreateView(d, {"smiling", "smile", "", ""}));
   MF_RETURN_IF_ERROR(db::CreateView(d, {"big_faces", "face_size >= 56 and faces_in_image = 1", "", ""}));
+  if (o.train_faces > 0)
+    MF_RETURN_IF_ERROR(db::CreateView(d, {"train_subset", "face_id <= " + std::to_string(o.train_faces), "", ""}));
   dbp.reset();
   if (!o.train) return Status::Ok();
   trainer::TrainOptions t;
   t.run = "tiny";
-  t.resolution = 32;
+  t.resolution = o.resolution;
   t.steps = o.train_steps;
   t.batch = 4;
-  t.z_dim = 16;
-  t.g_channels = 8;
-  t.g_blocks = 1;
-  t.d_channels = 8;
-  t.d_blocks = 1;
+  if (o.train_faces > 0) t.view = "train_subset";
+  if (!o.full_size_generator) {
+    t.z_dim = 16;
+    t.g_channels = 8;
+    t.g_blocks = 1;
+    t.d_channels = 8;
+    t.d_blocks = 1;
+  }
   t.threads = 1;
   t.checkpoint_every = 2;
   t.snapshot_every = 2;

@@ -15,8 +15,13 @@ struct DemoWorkspaceOptions {
   // Distinct crop files; faces beyond share them round-robin (a 50k-face workspace for the
   // bench need not write 50k PNGs: the pages' queries do not read them).
   int distinct_crops = 5000;
-  bool train = true;       // a run named "tiny" (32 px, a few steps, 1 thread)
+  bool train = true;       // a run named "tiny" (a few steps, 1 thread)
   int train_steps = 4;
+  int resolution = 32;
+  // The report's generator (64 channels, 16 residual blocks, z 128) instead of a toy one:
+  // what generation latency is measured on.
+  bool full_size_generator = false;
+  int train_faces = 0;     // > 0: train on the first N faces only (view "train_subset")
 };
 
 // Creates WS at `root` (which must not hold a workspace yet).

@@ -573,6 +573,56 @@ TEST_F(StudioTest, TheWorkspaceIsNeverWritten) {
   EXPECT_FALSE(fs::exists(Workspace(*root_).tmp_dir()) && !fs::is_empty(Workspace(*root_).tmp_dir()));
 }
 
+// Sorting by a column of faces takes candidates from `faces` 1024 at a time: with 1500
+// faces a page spans rounds, and a filter few faces pass walks every round.
+TEST(StudioSortTest, PagesSortedByAFaceColumnSpanCandidateRounds) {
+  std::string root = (fs::temp_directory_path() / ("moeforge_studio_sort_" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  studio::DemoWorkspaceOptions d;
+  d.faces = 1500;
+  d.distinct_crops = 10;
+  d.train = false;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
+  studio::StudioOptions o;
+  o.port = 0;
+  studio::Studio s(Workspace(root), o);
+  ASSERT_TRUE(s.Start().ok());
+  httplib::Client c("127.0.0.1", s.port());
+  auto db = db::Database::Open(Workspace(root).db_path(), db::OpenOptions{false, true});
+  ASSERT_TRUE(db.ok());
+  struct Case {
+    std::string filter, sort, order_sql;
+  } cases[] = {
+      {"", "score&desc=1", "SELECT id FROM faces ORDER BY score DESC, id DESC"},
+      {"smile", "score", "SELECT face_id FROM face_tags WHERE tag = 'smile' AND present = 1 "
+                         "ORDER BY (SELECT score FROM faces WHERE id = face_id), face_id"},
+      {"face_id <= 3 or face_id = 1499", "sharpness&desc=1",
+       "SELECT id FROM faces WHERE id <= 3 OR id = 1499 ORDER BY sharpness DESC, id DESC"},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.filter + " / " + k.sort);
+    std::vector<int64_t> want;
+    auto st = (*db)->Prepare(k.order_sql);
+    ASSERT_TRUE(st.ok());
+    while (*st->Step()) want.push_back(st->Int(0));
+    std::vector<int64_t> got;
+    std::string after;
+    for (int page = 0; page < 100; ++page) {
+      auto r = c.Get(("/api/faces?limit=200&sort=" + k.sort + "&filter=" + httplib::detail::encode_query_param(k.filter) +
+                      "&after=" + httplib::detail::encode_query_param(after))
+                         .c_str());
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      json j = json::parse(r->body);
+      for (const auto& f : j["faces"]) got.push_back(f["id"].get<int64_t>());
+      if (j["next"].is_null()) break;
+      after = j["next"].get<std::string>();
+    }
+    EXPECT_EQ(got, want);
+  }
+  fs::remove_all(root);
+}
+
 TEST(StudioStartTest, RefusesAMissingWorkspaceRunOrATakenPort) {
   std::string root = (fs::temp_directory_path() / ("moeforge_studio_start_" + std::to_string(getpid()))).string();
   fs::remove_all(root);
