@@ -130,6 +130,8 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const Workspace& ws, int connecti
                                    ", this moeforge reads " + std::to_string(db::CurrentSchemaVersion()) +
                                    " (any stage command, e.g. `moeforge status`, migrates it; serve only reads)");
     }
+    MF_ASSIGN_OR_RETURN(int64_t version, (*d)->QueryInt("PRAGMA data_version"));
+    c->data_version_[d->get()] = version;
     c->free_[i < scan ? 0 : 1].push_back(std::move(d).value());
   }
   return c;
@@ -144,6 +146,31 @@ Catalog::Lease Catalog::Acquire(Lane lane) {
   auto d = std::move(free_[pool].back());
   free_[pool].pop_back();
   return Lease(this, pool, std::move(d));
+}
+
+Result<uint64_t> Catalog::Generation(db::Database& d) {
+  MF_ASSIGN_OR_RETURN(int64_t v, d.QueryInt("PRAGMA data_version"));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  int64_t& seen = data_version_[&d];
+  if (seen != v) {
+    seen = v;
+    ++generation_;
+  }
+  return generation_;
+}
+
+Result<nlohmann::json> Catalog::Cached(const std::string& key, uint64_t generation,
+                                       const std::function<Result<nlohmann::json>()>& compute) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && it->second.first == generation_ && generation == generation_) return it->second.second;
+  }
+  MF_ASSIGN_OR_RETURN(nlohmann::json value, compute());
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cache_.size() >= 256) cache_.clear();  // a bound, not an LRU: recomputing is only slow
+  cache_[key] = {generation, value};
+  return value;
 }
 
 Result<std::string> Catalog::InsideWorkspace(const std::string& rel) const {
@@ -337,7 +364,16 @@ Result<nlohmann::json> Catalog::Faces(const FaceQuery& q) {
 
 Result<nlohmann::json> Catalog::Histogram(const std::string& view, const std::string& filter) {
   auto d = Acquire(Lane::kScan);
+  MF_ASSIGN_OR_RETURN(uint64_t generation, Generation(*d));
+  // The selection compiles (or fails) before the cache is asked: a bad filter is always an error.
   MF_ASSIGN_OR_RETURN(db::FaceSelection sel, db::SelectFaces(*d, view, filter));
+  return Cached(std::string("histogram") + '\0' + view + '\0' + filter, generation, [&]() {
+    return HistogramOf(*d, sel);
+  });
+}
+
+Result<nlohmann::json> Catalog::HistogramOf(db::Database& db, const db::FaceSelection& sel) {
+  db::Database* d = &db;
   MF_ASSIGN_OR_RETURN(db::Stmt count, d->Prepare("SELECT count(*) FROM v_dataset WHERE " + sel.where));
   db::BindParams(count, 1, sel.params);
   MF_ASSIGN_OR_RETURN(bool row, count.Step());
@@ -429,6 +465,12 @@ Result<nlohmann::json> Catalog::Face(int64_t face_id) {
 
 Result<nlohmann::json> Catalog::Views() {
   auto d = Acquire(Lane::kScan);
+  MF_ASSIGN_OR_RETURN(uint64_t generation, Generation(*d));
+  return Cached("views", generation, [&]() { return ViewsOf(*d); });
+}
+
+Result<nlohmann::json> Catalog::ViewsOf(db::Database& db) {
+  db::Database* d = &db;
   MF_ASSIGN_OR_RETURN(auto views, db::ListViews(*d));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& v : views) {

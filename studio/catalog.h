@@ -6,6 +6,8 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +18,7 @@
 #include "core/status.h"
 #include "core/workspace.h"
 #include "db/db.h"
+#include "db/filter.h"
 
 namespace moeforge::studio {
 
@@ -46,6 +49,7 @@ class Catalog {
   //  "next": cursor|null, "tagger", "detector"}: one page in keyset order, `limit` faces at most.
   Result<nlohmann::json> Faces(const FaceQuery& q);
   // {"total", "tags": {tag: faces decided to have it}, "groups": [{name, exclusive, tags}]}.
+  // Kept until the database changes (any commit, seen through PRAGMA data_version), like Views().
   Result<nlohmann::json> Histogram(const std::string& view, const std::string& filter);
   // A face: its row, the post(s) of its image with their source tags, every box the same
   // detector drew on the image, and its tags.
@@ -80,7 +84,19 @@ class Catalog {
   // when it would leave the workspace.
   Result<std::string> InsideWorkspace(const std::string& rel) const;
 
+  // The cache generation after checking `d` for commits since it last looked: a commit by
+  // any process bumps it, so an entry made before the commit is not used after it.
+  Result<uint64_t> Generation(db::Database& d);
+  Result<nlohmann::json> Cached(const std::string& key, uint64_t generation,
+                                const std::function<Result<nlohmann::json>()>& compute);
+  Result<nlohmann::json> HistogramOf(db::Database& d, const db::FaceSelection& sel);
+  Result<nlohmann::json> ViewsOf(db::Database& d);
+
   Workspace ws_;
+  std::mutex cache_mu_;
+  uint64_t generation_ = 0;
+  std::map<const db::Database*, int64_t> data_version_;
+  std::map<std::string, std::pair<uint64_t, nlohmann::json>> cache_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<db::Database>> free_[2];  // by Lane

@@ -29,6 +29,7 @@
 #include "core/hash.h"
 #include "core/tag_schema.h"
 #include "core/workspace.h"
+#include "db/dataset.h"
 #include "db/db.h"
 #include "studio/assets.h"
 #include "studio/demo_workspace.h"
@@ -620,6 +621,45 @@ TEST(StudioSortTest, PagesSortedByAFaceColumnSpanCandidateRounds) {
     }
     EXPECT_EQ(got, want);
   }
+  fs::remove_all(root);
+}
+
+// Histograms and view counts are kept between requests, and not one request longer than
+// the database stays the same: another process's commit is seen at once.
+TEST(StudioCacheTest, AggregatesFollowCommitsByOtherProcesses) {
+  std::string root = (fs::temp_directory_path() / ("moeforge_studio_cache_" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  studio::DemoWorkspaceOptions d;
+  d.faces = 30;
+  d.train = false;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
+  studio::StudioOptions o;
+  o.port = 0;
+  studio::Studio s(Workspace(root), o);
+  ASSERT_TRUE(s.Start().ok());
+  httplib::Client c("127.0.0.1", s.port());
+  auto get = [&](const std::string& path) {
+    auto r = c.Get(path.c_str());
+    EXPECT_TRUE(r && r->status == 200) << path;
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  const int64_t smiling = get("/api/histogram?filter=smile")["total"];
+  ASSERT_GT(smiling, 1);
+  EXPECT_EQ(get("/api/histogram?filter=smile")["total"], smiling);
+  EXPECT_EQ(get("/api/views").size(), 2u);
+  auto w = db::OpenWorkspace(Workspace(root));
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Exec("UPDATE face_tags SET present = 0 WHERE tag = 'smile' AND face_id = "
+                         "(SELECT min(face_id) FROM face_tags WHERE tag = 'smile' AND present = 1)")
+                  .ok());
+  ASSERT_TRUE(db::CreateView(**w, {"plain", "not smile", "", ""}).ok());
+  // Every connection of the server must see it, whichever answers.
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(get("/api/histogram?filter=smile")["total"], smiling - 1) << i;
+    EXPECT_EQ(get("/api/histogram?filter=smile")["tags"]["smile"], smiling - 1) << i;
+    EXPECT_EQ(get("/api/views").size(), 3u) << i;
+  }
+  w->reset();
   fs::remove_all(root);
 }
 

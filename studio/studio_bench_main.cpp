@@ -204,7 +204,12 @@ int main(int argc, char** argv) {
     };
     for (const auto& [name, path] : cases) {
       if (after.empty() && std::string(name).rfind("page 201", 0) == 0) continue;  // fewer than 200 pages
-      pages[name] = Summary(Repeat(c, path, std::max(3, repeat / 2), &errors));
+      // The first request of each is cold: histograms and view counts are then kept until
+      // the database changes, so the repeats measure the cache for those two.
+      std::vector<double> ms = Repeat(c, path, std::max(3, repeat / 2), &errors);
+      json sum = Summary(ms);
+      sum["first_ms"] = ms.empty() ? 0.0 : ms.front();
+      pages[name] = sum;
     }
     out["dataset_100"] = pages;
   }
@@ -299,8 +304,8 @@ int main(int argc, char** argv) {
                 g["first_ms_with_load"].get<double>(), g["warm"]["p50_ms"].get<double>(),
                 g["warm"]["p99_ms"].get<double>(), g["warm_grid16"]["p50_ms"].get<double>());
     for (auto& [name, s] : out["dataset_100"].items())
-      std::printf("  dataset %-48s p50 %8.2f ms  p99 %8.2f ms\n", name.c_str(), s["p50_ms"].get<double>(),
-                  s["p99_ms"].get<double>());
+      std::printf("  dataset %-48s first %8.2f ms  then p50 %8.2f ms  p99 %8.2f ms\n", name.c_str(),
+                  s["first_ms"].get<double>(), s["p50_ms"].get<double>(), s["p99_ms"].get<double>());
     std::printf("  load test %.1f s, %d pagers + %d generators:\n", wall, pagers, generators);
     for (auto& [route, s] : out["load"]["routes"].items())
       std::printf("    %-36s n %6d (%6.1f/s)  p50 %8.2f ms  p99 %8.2f ms  max %8.2f ms\n", route.c_str(),
