@@ -24,6 +24,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/workspace.h"
+#include "db/db.h"
 #include "studio/demo_workspace.h"
 #include "studio/server.h"
 
@@ -351,6 +352,29 @@ TEST_F(StudioBrowserTest, EachPageWorksInABrowser) {
     b.Eval("document.querySelector('#keys input[data-key=gp]').click(); true", &err);
     EXPECT_EQ(b.Eval("document.getElementById('chart').dataset.series", &err), "3");
     Shot(b, "runs.png");
+  }
+  {
+    STEP("runs: a run that trains is followed live");
+    // Played by the test: the run's row says running and two more steps' metrics arrive.
+    auto w = db::OpenWorkspace(Workspace(root_ + "/ws"));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Exec("UPDATE runs SET state = 'running' WHERE name = 'tiny'").ok());
+    b.Navigate(base + "/runs", &err);
+    OK_OR_FAIL(err);
+    ASSERT_TRUE(b.WaitFor("document.getElementById('chart').dataset.points == '8' && "
+                          "document.getElementById('live').textContent.includes('live')",
+                          20, &err))
+        << err;
+    ASSERT_TRUE((*w)->Exec("INSERT INTO metrics(run_id, step, key, value) SELECT id, 5, 'd_loss', 1.5 FROM runs; "
+                           "INSERT INTO metrics(run_id, step, key, value) SELECT id, 5, 'g_loss', 2.5 FROM runs; "
+                           "UPDATE runs SET step = 5")
+                    .ok());
+    EXPECT_TRUE(b.WaitFor("document.getElementById('chart').dataset.points == '10' && "
+                          "document.querySelector('#runs tr[data-run=tiny] td:nth-child(3)').textContent.startsWith('5')",
+                          20, &err))
+        << err;
+    ASSERT_TRUE((*w)->Exec("UPDATE runs SET state = 'done'").ok());
+    EXPECT_TRUE(b.WaitFor("document.getElementById('live').textContent == ''", 20, &err)) << err;
   }
   {
     STEP("generate: toggle tags, a grid, generate, the image decodes");
