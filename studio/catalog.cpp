@@ -175,15 +175,16 @@ Result<nlohmann::json> Catalog::Cached(const std::string& key, uint64_t generati
 
 Result<std::string> Catalog::InsideWorkspace(const std::string& rel) const {
   if (rel.empty()) return Status::NotFound("no file recorded");
-  std::error_code ec;
-  fs::path root = fs::weakly_canonical(ws_.root(), ec);
-  fs::path p = fs::weakly_canonical(fs::path(ws_.root()) / rel, ec);
-  if (ec) return Status::NotFound("cannot resolve " + rel);
-  auto r = root.lexically_normal().string(), s = p.lexically_normal().string();
-  if (s.size() <= r.size() || s.compare(0, r.size(), r) != 0 || (s[r.size()] != '/' && r.back() != '/'))
+  // Lexically, not through symlinks: a workspace may keep blobs/ or crops/ on another disk.
+  fs::path r = fs::path(rel);
+  fs::path root = fs::path(ws_.root()).lexically_normal();
+  fs::path p = (root / r).lexically_normal();
+  auto rel_back = p.lexically_relative(root);
+  if (r.is_absolute() || rel_back.empty() || *rel_back.begin() == "..")
     return Status::InvalidArgument("the database names a file outside the workspace: " + rel);
+  std::error_code ec;
   if (!fs::is_regular_file(p, ec)) return Status::NotFound("missing file " + rel);
-  return s;
+  return p.string();
 }
 
 Status Catalog::CheckRun(const std::string& run) {

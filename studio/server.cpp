@@ -312,7 +312,8 @@ struct Studio::Impl {
 
   void HandleStatus(const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"requests", requests.load()}, {"samples", samples.load()},
-                        {"model_loads", ModelLoads()}, {"queue_waiting", queue.waiting()}});
+                        {"model_loads", ModelLoads()}, {"queue_waiting", queue.waiting()},
+                        {"run", opt.run}, {"snapshot", opt.snapshot}});
   }
 
   int64_t ModelLoads() const { return samplers.loads(); }

@@ -8,7 +8,7 @@
 // Data:    /api/views  /api/faces?view=&filter=&sort=&desc=&after=&limit=  /api/histogram?view=&filter=
 //          /api/face/ID  /api/runs  /api/runs/NAME/metrics?since=&points=  /api/runs/NAME/files
 //          /api/schema?run=NAME  /api/sample.png?run=&tags=a+b&seed=&n=&truncation=&snapshot=
-//          /api/status
+//          /api/status (counters; --run and --snapshot, the Generate page's defaults)
 // Files:   /files/crop/FACE_ID  /files/image/FACE_ID (boxes drawn)  /files/sample/RUN/STEP
 //
 // Read-only: the database is opened read-only with query_only, nothing is written under

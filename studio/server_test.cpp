@@ -663,6 +663,42 @@ TEST(StudioCacheTest, AggregatesFollowCommitsByOtherProcesses) {
   fs::remove_all(root);
 }
 
+// Paths come from the database, which the stages write; one that would leave the workspace
+// (a damaged or hostile database) is refused, not read.
+TEST(StudioPathTest, ADatabasePathOutsideTheWorkspaceIsRefused) {
+  std::string root = (fs::temp_directory_path() / ("moeforge_studio_paths_" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  studio::DemoWorkspaceOptions d;
+  d.faces = 3;
+  d.train = false;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
+  {
+    auto w = db::OpenWorkspace(Workspace(root));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Exec("UPDATE faces SET crop_path = '../../../../../../etc/passwd' WHERE id = 1; "
+                           "UPDATE faces SET crop_path = '/etc/passwd' WHERE id = 2; "
+                           "UPDATE images SET blob_path = 'crops/../../../../../../etc/passwd' WHERE sha256 = "
+                           "(SELECT image_sha256 FROM faces WHERE id = 3)")
+                    .ok());
+  }
+  studio::StudioOptions o;
+  o.port = 0;
+  studio::Studio s(Workspace(root), o);
+  ASSERT_TRUE(s.Start().ok());
+  httplib::Client c("127.0.0.1", s.port());
+  for (const char* path : {"/files/crop/1", "/files/crop/2", "/files/image/3"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 400) << path << ": " << r->body;
+    EXPECT_NE(r->body.find("outside the workspace"), std::string::npos) << path << ": " << r->body;
+    EXPECT_EQ(r->body.find("root:"), std::string::npos) << path;
+  }
+  auto ok = c.Get("/files/crop/3");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  fs::remove_all(root);
+}
+
 TEST(StudioStartTest, RefusesAMissingWorkspaceRunOrATakenPort) {
   std::string root = (fs::temp_directory_path() / ("moeforge_studio_start_" + std::to_string(getpid()))).string();
   fs::remove_all(root);

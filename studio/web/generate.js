@@ -7,9 +7,13 @@ let lastUrl = null;
 
 function newSeed() { return Math.floor(Math.random() * 4294967296); }
 
+let serverSnapshot = -1;  // --snapshot: what "default" generates with
+
 async function loadRuns() {
-  const runs = (await getJson("/api/runs")).filter(r => r.has_checkpoint);
-  const want = new URLSearchParams(location.search).get("run");
+  const [all, status] = await Promise.all([getJson("/api/runs"), getJson("/api/status")]);
+  const runs = all.filter(r => r.has_checkpoint);
+  serverSnapshot = status.snapshot;
+  const want = new URLSearchParams(location.search).get("run") || status.run;
   $("run").replaceChildren(...runs.map(r => el("option", { value: r.name }, r.name + " (step " + r.step + ", " + r.resolution + " px)")));
   if (!runs.length) { $("groups").textContent = "no run with a checkpoint in this workspace (moeforge train)"; $("generate").disabled = true; return; }
   if (want && runs.some(r => r.name === want)) $("run").value = want;
@@ -20,7 +24,7 @@ async function loadRun() {
   const run = $("run").value;
   const [schema, files] = await Promise.all([getJson("/api/schema?run=" + encodeURIComponent(run)),
                                              getJson("/api/runs/" + encodeURIComponent(run) + "/files")]);
-  $("snapshot").replaceChildren(el("option", { value: "" }, "checkpoint"),
+  $("snapshot").replaceChildren(el("option", { value: "" }, serverSnapshot >= 0 ? "snapshot " + serverSnapshot + " (--snapshot)" : "checkpoint"),
                                 ...files.snapshots.map(s => el("option", { value: String(s) }, "snapshot " + s)));
   const box = $("groups");
   box.replaceChildren();
