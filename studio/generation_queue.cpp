@@ -36,6 +36,11 @@ int GenerationQueue::waiting() const {
   return waiting_;
 }
 
+bool GenerationQueue::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_ticket_ != serving_;
+}
+
 namespace {
 
 // The file a generator comes from (trainer/run.cpp names them; a missing one is the

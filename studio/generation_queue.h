@@ -31,6 +31,7 @@ class GenerationQueue {
   // `max_waiting` jobs already wait.
   std::optional<Result<std::string>> Run(const std::function<Result<std::string>()>& job);
   int waiting() const;
+  bool running() const;  // a job is running now
 
  private:
   const int max_waiting_;

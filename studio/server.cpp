@@ -312,7 +312,7 @@ struct Studio::Impl {
 
   void HandleStatus(const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"requests", requests.load()}, {"samples", samples.load()},
-                        {"model_loads", ModelLoads()}, {"queue_waiting", queue.waiting()},
+                        {"model_loads", ModelLoads()}, {"generating", queue.running()}, {"queue_waiting", queue.waiting()},
                         {"run", opt.run}, {"snapshot", opt.snapshot}});
   }
 

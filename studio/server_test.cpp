@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -696,6 +697,60 @@ TEST(StudioPathTest, ADatabasePathOutsideTheWorkspaceIsRefused) {
   auto ok = c.Get("/files/crop/3");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+  fs::remove_all(root);
+}
+
+// With --max-queued 0 a generation asked for while another runs is refused with 503 at
+// once, and the server goes on. A 64-image grid of the report's generator is slow enough
+// to be seen running; whether the second request met it running is read from /api/status
+// before and after it, never guessed from time.
+TEST(StudioQueueTest, AGenerationPastTheQueueGets503) {
+  std::string root = (fs::temp_directory_path() / ("moeforge_studio_queue_" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  studio::DemoWorkspaceOptions d;
+  d.faces = 8;
+  d.resolution = 64;
+  d.full_size_generator = true;
+  d.train_steps = 2;
+  ASSERT_TRUE(studio::MakeDemoWorkspace(root, d).ok());
+  studio::StudioOptions o;
+  o.port = 0;
+  o.max_queued = 0;
+  studio::Studio s(Workspace(root), o);
+  ASSERT_TRUE(s.Start().ok());
+  auto generating = [&] {
+    httplib::Client c("127.0.0.1", s.port());
+    auto r = c.Get("/api/status");
+    return r && r->status == 200 && json::parse(r->body)["generating"].get<bool>();
+  };
+  bool met_running = false;
+  for (int attempt = 0; attempt < 5 && !met_running; ++attempt) {
+    std::atomic<bool> done{false};
+    std::thread slow([&] {
+      httplib::Client c("127.0.0.1", s.port());
+      c.set_read_timeout(300, 0);
+      auto r = c.Get("/api/sample.png?run=tiny&n=64&seed=1");
+      EXPECT_TRUE(r && r->status == 200);
+      done = true;
+    });
+    while (!generating() && !done) std::this_thread::yield();
+    httplib::Client c("127.0.0.1", s.port());
+    auto r = c.Get("/api/sample.png?run=tiny&n=1&seed=2");
+    const bool still = generating();
+    ASSERT_TRUE(r);
+    if (still) {  // the first ran from before the second came until after it answered
+      met_running = true;
+      EXPECT_EQ(r->status, 503) << r->body;
+      EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+      EXPECT_NE(r->body.find("busy"), std::string::npos) << r->body;
+    }
+    slow.join();
+  }
+  EXPECT_TRUE(met_running) << "a 64-image grid never outlasted one request";
+  httplib::Client c("127.0.0.1", s.port());
+  auto after = c.Get("/api/sample.png?run=tiny&n=1&seed=2");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
   fs::remove_all(root);
 }
 
