@@ -195,12 +195,15 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("g_blocks", &o->g_blocks, "Generator residual blocks");
   t.Add("d_channels", &o->d_channels, "Discriminator width at its first stage");
   t.Add("d_blocks", &o->d_blocks, "Discriminator residual blocks per stage");
+  t.Add("upsample", &o->upsample, "How G doubles its size: shuffle (sub-pixel conv) or nearest (resize, then conv)");
+  t.Add("d_down", &o->d_down, "How D halves its size: conv (4x4 stride 2) or pool (2x2 average pool, then 3x3 conv)");
   t.Add("lr", &o->lr, "Adam learning rate of G (and of D unless --lr-d)");
   t.Add("lr_d", &o->lr_d, "Adam learning rate of D (0: --lr)");
   t.Add("beta1", &o->beta1, "Adam beta1");
   t.Add("beta2", &o->beta2, "Adam beta2");
   t.Add("l_adv", &o->l_adv, "Weight of the real/fake loss (< 0: the number of tags)");
   t.Add("l_gp", &o->l_gp, "Weight of the DRAGAN gradient penalty");
+  t.Add("gp_every", &o->gp_every, "Compute the penalty on every Nth step only, weighted N times (lazy regularisation)");
   t.Add("ema_kimg", &o->ema_kimg,
         "Half-life of the generator's moving average, in thousands of images (0: no average; sample, eval and "
         "serve use the average)");
@@ -240,6 +243,27 @@ OptionTable SampleOptionTable(trainer::SampleOptions* o) {
   t.Add("raw", &o->raw, "The raw generator instead of its moving average");
   t.Add("threads", &o->threads, "CPU threads (0: all cores)");
   t.Add("out", &o->out, "Output PNG (run: relative to the workspace)").Flags("-o,--out").Required();
+  return t;
+}
+
+OptionTable ServeOptionTable(studio::StudioOptions* o) {
+  OptionTable t("serve");
+  t.Add("host", &o->host, "Address to listen on");
+  t.Add("port", &o->port, "Port (0: any free port; the first stdout line says which)").Check(CLI::Range(0, 65535));
+  t.Add("run", &o->run, "Run the Generate page shows first (default: the newest run)");
+  t.Add("snapshot", &o->snapshot, "Generate with the snapshot of this step (-1: the checkpoint)");
+  t.Add("threads", &o->sample_threads, "CPU threads for one generation (0: all cores)").Check(CLI::Range(0, 1024));
+  t.Add("http_threads", &o->http_threads, "HTTP worker threads").Check(CLI::Range(1, 256));
+  t.Add("db_connections", &o->db_connections, "Read-only database connections shared by the workers")
+      .Check(CLI::Range(1, 64));
+  t.Add("max_n", &o->max_n, "Most images one generation may ask for").Check(CLI::Range(1, 1024));
+  t.Add("max_queued", &o->max_queued, "Generations that may wait behind the running one (more get 503)")
+      .Check(CLI::Range(0, 1024));
+  t.Add("page_max", &o->page_max, "Most faces one dataset page may ask for").Check(CLI::Range(1, 10000));
+  t.Add("max_body", &o->max_body, "Largest request body, bytes (413 past it)");
+  t.Add("max_target", &o->max_target, "Longest request target (path and query), bytes (414 past it)");
+  t.Add("max_headers", &o->max_headers, "Most request header fields (431 past it)").Check(CLI::Range(1, 1000));
+  t.Add("max_header_bytes", &o->max_header_bytes, "Largest request headers together, bytes (431 past it)");
   return t;
 }
 

@@ -26,7 +26,7 @@
 #include "crawler/crawler.h"
 #include "crawler/near_dup.h"
 #include "db/db.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace fs = std::filesystem;
 using namespace moeforge;

@@ -22,7 +22,7 @@
 
 #include "crawler/crawler.h"
 #include "crawler/test_util.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace moeforge::crawler {
 namespace {

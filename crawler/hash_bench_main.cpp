@@ -14,7 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "crawler/near_dup.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 using namespace moeforge;
 

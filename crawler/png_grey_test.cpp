@@ -14,7 +14,7 @@
 
 #include "crawler/near_dup.h"
 #include "crawler/png_grey.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 namespace moeforge::crawler {
 namespace {

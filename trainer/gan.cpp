@@ -49,12 +49,18 @@ struct GenBlockImpl : nn::Module {
 TORCH_MODULE(GenBlock);
 
 struct UpBlockImpl : nn::Module {
-  explicit UpBlockImpl(int c)
-      : conv(register_module("conv", Conv(c, 4 * c, 3))),
+  UpBlockImpl(int c, bool shuffle)
+      : shuffle(shuffle),
+        conv(register_module("conv", Conv(c, shuffle ? 4 * c : c, 3))),
         bn(register_module("bn", nn::BatchNorm2d(c))) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    return torch::relu(bn(F::pixel_shuffle(conv(x), F::PixelShuffleFuncOptions(2))));
+    if (shuffle) return torch::relu(bn(F::pixel_shuffle(conv(x), F::PixelShuffleFuncOptions(2))));
+    auto up = F::interpolate(x, F::InterpolateFuncOptions()
+                                    .scale_factor(std::vector<double>{2.0, 2.0})
+                                    .mode(torch::kNearest));
+    return torch::relu(bn(conv(up)));
   }
+  bool shuffle;
   nn::Conv2d conv;
   nn::BatchNorm2d bn;
 };
@@ -72,16 +78,20 @@ struct DiscBlockImpl : nn::Module {
 };
 TORCH_MODULE(DiscBlock);
 
+torch::Tensor Pool2(const torch::Tensor& x) { return F::avg_pool2d(x, F::AvgPool2dFuncOptions(2)); }
+
 struct DiscStageImpl : nn::Module {
-  DiscStageImpl(int in, int out, int blocks) {
+  // pool: a 2x2 average pool, then a 3x3 conv; otherwise a 4x4 stride-2 conv.
+  DiscStageImpl(int in, int out, int blocks, bool pool) : pool(pool) {
     for (int i = 0; i < blocks; ++i) this->blocks->push_back(DiscBlock(in));
     register_module("blocks", this->blocks);
-    down = register_module("down", Conv(in, out, 4, 2));
+    down = register_module("down", pool ? Conv(in, out, 3) : Conv(in, out, 4, 2));
   }
   torch::Tensor forward(torch::Tensor x) {
     for (auto& b : *blocks) x = b->as<DiscBlock>()->forward(x);
-    return torch::leaky_relu(down(x), 0.2);
+    return torch::leaky_relu(down(pool ? Pool2(x) : x), 0.2);
   }
+  bool pool;
   nn::ModuleList blocks;
   nn::Conv2d down{nullptr};
 };
@@ -97,7 +107,7 @@ GeneratorImpl::GeneratorImpl(const GanConfig& c) : cfg(c) {
   register_module("blocks", blocks);
   post_conv = register_module("post_conv", Conv(ch, ch, 3));
   post_bn = register_module("post_bn", nn::BatchNorm2d(ch));
-  for (int i = 0; i < UpsampleBlocks(c.resolution); ++i) ups->push_back(UpBlock(ch));
+  for (int i = 0; i < UpsampleBlocks(c.resolution); ++i) ups->push_back(UpBlock(ch, c.upsample != "nearest"));
   register_module("ups", ups);
   out_conv = register_module("out_conv", Conv(ch, 3, 9));
 }
@@ -115,10 +125,11 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
 
 DiscriminatorImpl::DiscriminatorImpl(const GanConfig& c) : cfg(c) {
   int ch = c.d_channels;
-  in_conv = register_module("in_conv", Conv(3, ch, 4, 2));
+  const bool pool = c.d_down == "pool";
+  in_conv = register_module("in_conv", pool ? Conv(3, ch, 3) : Conv(3, ch, 4, 2));
   for (int i = 0; i < DiscriminatorStages(c.resolution); ++i) {
     int out = std::min(ch * 2, 16 * c.d_channels);
-    stages->push_back(DiscStage(ch, out, c.d_blocks));
+    stages->push_back(DiscStage(ch, out, c.d_blocks, pool));
     ch = out;
   }
   register_module("stages", stages);
@@ -127,7 +138,9 @@ DiscriminatorImpl::DiscriminatorImpl(const GanConfig& c) : cfg(c) {
 }
 
 DiscriminatorOut DiscriminatorImpl::forward(const torch::Tensor& x) {
-  auto h = torch::leaky_relu(in_conv(channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x), 0.2);
+  auto h = in_conv(channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);
+  if (cfg.d_down == "pool") h = Pool2(h);  // 3x3 at full size, then halved
+  h = torch::leaky_relu(h, 0.2);
   for (auto& s : *stages) h = s->as<DiscStage>()->forward(h);
   h = h.flatten(1);
   return {adv(h).squeeze(1), cls(h)};
@@ -143,6 +156,7 @@ void ToMemoryFormat(torch::nn::Module& m, bool channels_last) {
 void IcnrInit(Generator& g) {
   torch::NoGradGuard no_grad;
   for (auto& u : *g->ups) {
+    if (!u->as<UpBlock>()->shuffle) continue;  // a resize-conv has no sub-pixels
     auto& conv = u->as<UpBlock>()->conv;
     // Output channel c*4 + k feeds sub-pixel k of channel c after PixelShuffle(2): keep
     // the default (Kaiming-uniform, fan-in C*9) draw of every fourth kernel and repeat it.
@@ -318,8 +332,10 @@ DiscriminatorOut Float(DiscriminatorOut o) { return {o.logit.to(torch::kFloat), 
 
 StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, torch::optim::Adam& opt_d,
                      const torch::Tensor& real, const torch::Tensor& real_tags, const torch::Tensor& z,
-                     const torch::Tensor& fake_tags, const StepConfig& c) {
+                     const torch::Tensor& fake_tags, const StepConfig& c, int64_t step) {
   StepLosses out;
+  const int gp_every = std::max(1, c.gp_every);
+  const bool penalise = step % gp_every == 0;
   torch::Tensor fake;
   {
     CpuAutocast ac(c.bf16);
@@ -336,8 +352,9 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
       CpuAutocast ac(c.bf16);
       auto d_real = Float(d->forward(seen(real)));
       auto d_fake = Float(d->forward(seen(fake.detach())));
-      auto gp = GradientPenalty(d, real, Perturb(real), {}, &aug).to(torch::kFloat);
-      dl = DiscriminatorLoss(d_real, d_fake, real_tags, gp, c.l_adv, c.l_gp);
+      auto gp = penalise ? GradientPenalty(d, real, Perturb(real), {}, &aug).to(torch::kFloat)
+                         : torch::zeros({}, d_real.logit.options());
+      dl = DiscriminatorLoss(d_real, d_fake, real_tags, gp, c.l_adv, c.l_gp * (penalise ? gp_every : 0));
     }
     opt_d.zero_grad();
     dl.total.backward();
@@ -345,7 +362,7 @@ StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, 
     out.d_total = dl.total.item<double>();
     out.d_adv = dl.adv.item<double>();
     out.d_cls = dl.cls.item<double>();
-    out.gp = dl.gp.item<double>();
+    out.gp = penalise ? dl.gp.item<double>() : std::nan("");
   }
   // G: the same fake through the updated D, judged real and with the asked-for tags.
   {

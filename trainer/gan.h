@@ -20,6 +20,12 @@ struct GanConfig {
   int g_blocks = 16;
   int d_channels = 32;
   int d_blocks = 2;
+  // How G doubles its size: "shuffle" (conv C->4C, PixelShuffle; the report's) or
+  // "nearest" (nearest-neighbour resize, then conv C->C: no sub-pixel checkerboard).
+  std::string upsample = "shuffle";
+  // How D halves its size: "conv" (4x4 stride-2 conv; the report's) or "pool" (2x2 average
+  // pool, then 3x3 conv: every input pixel gets the same weight in the gradient).
+  std::string d_down = "conv";
 };
 
 // Upsampling blocks after the 16x16 start (32 px: 1, 64: 2, 128: 3); -1 when the
@@ -40,7 +46,7 @@ struct GeneratorImpl : torch::nn::Module {
   torch::nn::ModuleList blocks;      // residual: conv-BN-ReLU-conv-BN
   torch::nn::Conv2d post_conv{nullptr};
   torch::nn::BatchNorm2d post_bn{nullptr};
-  torch::nn::ModuleList ups;         // conv C->4C, PixelShuffle(2), BN, ReLU
+  torch::nn::ModuleList ups;         // conv C->4C, PixelShuffle(2) (or resize, conv C->C), BN, ReLU
   torch::nn::Conv2d out_conv{nullptr};  // 9x9 -> 3
 };
 TORCH_MODULE(Generator);
@@ -56,7 +62,7 @@ struct DiscriminatorImpl : torch::nn::Module {
 
   GanConfig cfg;
   bool channels_last = false;
-  torch::nn::Conv2d in_conv{nullptr};  // 4x4 / 2
+  torch::nn::Conv2d in_conv{nullptr};  // 4x4 / 2 (or 3x3, then a 2x2 average pool)
   torch::nn::ModuleList stages;        // residual blocks, then conv 4x4 / 2 (LeakyReLU)
   torch::nn::Linear adv{nullptr};
   torch::nn::Linear cls{nullptr};
@@ -71,6 +77,7 @@ void ToMemoryFormat(torch::nn::Module& m, bool channels_last);
 // PixelShuffle(2)) from one C -> C kernel repeated over the four sub-pixel positions, so
 // at the start every 2x2 output block is one value (nearest-neighbour upsampling) and
 // the checkerboard of independently initialised sub-pixels never forms.
+// A resize-conv generator (upsample "nearest") has none and is left as it is.
 void IcnrInit(Generator& g);
 
 // The moving average of G's weights that sampling uses (StyleGAN2-ADA's G_ema):
@@ -132,10 +139,13 @@ struct StepConfig {
   double l_gp = 0.5;
   bool bf16 = false;  // CPU autocast to bfloat16 for the forward passes
   AugmentPolicy augment;  // what D sees (real, fake, GP points alike)
+  // Lazy regularisation (StyleGAN2): the gradient penalty on every gp_every-th step
+  // only, weighted gp_every times, so its mean weight is l_gp.
+  int gp_every = 1;
 };
 
 struct StepLosses {
-  double d_total = 0, d_adv = 0, d_cls = 0, gp = 0;
+  double d_total = 0, d_adv = 0, d_cls = 0, gp = 0;  // gp: NaN on a step without the penalty
   double g_total = 0, g_adv = 0, g_cls = 0;
 };
 
@@ -146,6 +156,6 @@ struct StepLosses {
 // generator.
 StepLosses TrainStep(Generator& g, Discriminator& d, torch::optim::Adam& opt_g, torch::optim::Adam& opt_d,
                      const torch::Tensor& real, const torch::Tensor& real_tags, const torch::Tensor& z,
-                     const torch::Tensor& fake_tags, const StepConfig& c);
+                     const torch::Tensor& fake_tags, const StepConfig& c, int64_t step = 0);
 
 }  // namespace moeforge::trainer

@@ -16,7 +16,7 @@ nlohmann::json RunConfig::ToJson() const {
   return {{"gan",
            {{"resolution", gan.resolution}, {"tags", gan.tags}, {"z_dim", gan.z_dim},
             {"g_channels", gan.g_channels}, {"g_blocks", gan.g_blocks}, {"d_channels", gan.d_channels},
-            {"d_blocks", gan.d_blocks}}},
+            {"d_blocks", gan.d_blocks}, {"upsample", gan.upsample}, {"d_down", gan.d_down}}},
           {"schema_toml", schema.ToToml()},
           {"tag_freq", tag_freq},
           {"options", options}};
@@ -33,6 +33,8 @@ Result<RunConfig> RunConfig::FromJson(const nlohmann::json& j) {
     c.gan.g_blocks = g.at("g_blocks");
     c.gan.d_channels = g.at("d_channels");
     c.gan.d_blocks = g.at("d_blocks");
+    c.gan.upsample = g.value("upsample", std::string("shuffle"));  // runs before the option had it
+    c.gan.d_down = g.value("d_down", std::string("conv"));
     c.tag_freq = j.at("tag_freq").get<std::vector<double>>();
     c.options = j.value("options", nlohmann::json::object());
     MF_ASSIGN_OR_RETURN(c.schema, TagSchema::FromToml(j.at("schema_toml").get<std::string>()));

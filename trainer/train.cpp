@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -43,12 +44,15 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
           {"g_blocks", o.g_blocks},
           {"d_channels", o.d_channels},
           {"d_blocks", o.d_blocks},
+          {"upsample", o.upsample},
+          {"d_down", o.d_down},
           {"lr", o.lr},
           {"lr_d", o.lr_d},
           {"beta1", o.beta1},
           {"beta2", o.beta2},
           {"l_adv", o.l_adv},
           {"l_gp", o.l_gp},
+          {"gp_every", o.gp_every},
           {"ema_kimg", o.ema_kimg},
           {"ema_rampup", o.ema_rampup},
           {"icnr", o.icnr},
@@ -74,12 +78,15 @@ void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.g_blocks = j.value("g_blocks", o.g_blocks);
   o.d_channels = j.value("d_channels", o.d_channels);
   o.d_blocks = j.value("d_blocks", o.d_blocks);
+  o.upsample = j.value("upsample", std::string("shuffle"));
+  o.d_down = j.value("d_down", std::string("conv"));
   o.lr = j.value("lr", o.lr);
   o.lr_d = j.value("lr_d", 0.0);
   o.beta1 = j.value("beta1", o.beta1);
   o.beta2 = j.value("beta2", o.beta2);
   o.l_adv = j.value("l_adv", o.l_adv);
   o.l_gp = j.value("l_gp", o.l_gp);
+  o.gp_every = j.value("gp_every", 1);
   o.ema_kimg = j.value("ema_kimg", 0.0);
   o.ema_rampup = j.value("ema_rampup", o.ema_rampup);
   o.icnr = j.value("icnr", false);
@@ -97,6 +104,10 @@ Status Validate(const TrainOptions& o) {
   if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
   if (o.g_channels < 1 || o.g_blocks < 0 || o.d_channels < 1 || o.d_blocks < 0 || o.z_dim < 1)
     return Status::InvalidArgument("model sizes must be positive");
+  if (o.upsample != "shuffle" && o.upsample != "nearest")
+    return Status::InvalidArgument("--upsample must be shuffle or nearest");
+  if (o.d_down != "conv" && o.d_down != "pool") return Status::InvalidArgument("--d-down must be conv or pool");
+  if (o.gp_every < 1) return Status::InvalidArgument("--gp-every must be >= 1");
   if (o.lr <= 0 || o.lr_d < 0) return Status::InvalidArgument("--lr must be > 0 (and --lr-d >= 0)");
   if (o.ema_kimg < 0 || o.ema_rampup < 0) return Status::InvalidArgument("--ema-kimg and --ema-rampup must be >= 0");
   if (o.checkpoint_every < 1 || o.sample_every < 1 || o.snapshot_every < 1)
@@ -182,7 +193,8 @@ Result<RunData> PrepareRunData(const Workspace& ws, db::Database& database, Trai
   MF_ASSIGN_OR_RETURN(ImageCache probe, ImageCache::Open(r.cache_path));
   r.config.schema = data.schema;
   r.config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
-  r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim, o.g_channels, o.g_blocks, o.d_channels, o.d_blocks};
+  r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim,     o.g_channels, o.g_blocks,
+                           o.d_channels, o.d_blocks,          o.upsample, o.d_down};
   o.tagger = data.tagger;
   r.config.options = OptionsJson(o);
   r.config.options["threads_used"] = threads;
@@ -278,7 +290,7 @@ Status SubmitMetrics(db::BatchWriter& writer, int64_t run_id, int64_t step, cons
                         dbc.Cached("INSERT OR REPLACE INTO metrics(run_id, step, key, value) VALUES(?,?,?,?)"));
     for (auto [k, v] : {std::pair<const char*, double>{"d_loss", l.d_total}, {"d_adv", l.d_adv}, {"d_cls", l.d_cls},
                         {"gp", l.gp}, {"g_loss", l.g_total}, {"g_adv", l.g_adv}, {"g_cls", l.g_cls}})
-      MF_RETURN_IF_ERROR(m->BindAll(run_id, step, std::string(k), v).Run());
+      if (!std::isnan(v)) MF_RETURN_IF_ERROR(m->BindAll(run_id, step, std::string(k), v).Run());
     return Status::Ok();
   });
 }
@@ -369,8 +381,9 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   const int b = o.batch;
   const int r = config.gan.resolution;
   const int t = config.gan.tags;
-  const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment};
+  const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment, o.gp_every};
   StepLosses last;
+  double last_gp = 0;  // the newest penalty computed (lazy: not every step has one)
   Progress progress("train", o.steps);
   progress.Update(st.step);
   auto loop_start = std::chrono::steady_clock::now();
@@ -396,7 +409,8 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
     auto z = torch::randn({b, config.gan.z_dim}).to(device);
 
-    last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, fake_tags.to(device), sc);
+    last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, fake_tags.to(device), sc, st.step);
+    if (!std::isnan(last.gp)) last_gp = last.gp;
     ++st.step;
     if (g_ema) EmaUpdate(**g_ema, *m.g, EmaBeta(st.step * b, b, o.ema_kimg * 1000, o.ema_rampup));
 
@@ -405,7 +419,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
     progress.Update(step, fmt::format("{:.1f} img/s d {:.3f} g {:.3f} gp {:.3f}",
                                       (step - start_step) * b / std::max(secs, 1e-9), last.d_total, last.g_total,
-                                      last.gp));
+                                      last_gp));
     if (step % o.sample_every == 0 && !(status = write_sample(step)).ok()) break;
     if (step % o.snapshot_every == 0 && !(status = write_snapshot(step)).ok()) break;
     if (step % o.checkpoint_every == 0 && !(status = checkpoint()).ok()) break;
@@ -437,7 +451,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
              {"images_per_s", loop_s > 0 ? s.done * b / loop_s : 0.0},
              {"d_loss", last.d_total},
              {"g_loss", last.g_total},
-             {"gp", last.gp},
+             {"gp", last_gp},
              {"checkpoint", ckpt},
              {"sample", fmt::format("{}/samples/step_{:06d}.png", dir, st.step)}};
   Status fin = db::FinishStageRun(database, stage_id, s);

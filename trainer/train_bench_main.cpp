@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   int batch = 64, steps = 5, warmup = 1, threads = 0;
   std::string memory_format = "contiguous";
   bool bf16 = false;
+  int gp_every = 1;
   app.add_option("--resolution", c.resolution)->capture_default_str();
   app.add_option("--batch", batch)->capture_default_str();
   app.add_option("--steps", steps, "Timed steps")->capture_default_str();
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("--d-blocks", c.d_blocks)->capture_default_str();
   app.add_option("--memory-format", memory_format, "contiguous|channels_last")->capture_default_str();
   app.add_flag("--bf16", bf16, "CPU bf16 autocast");
+  app.add_option("--gp-every", gp_every, "Gradient penalty on every Nth step")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (UpsampleBlocks(c.resolution) < 0) {
     std::fprintf(stderr, "--resolution must be 32, 64 or 128\n");
@@ -57,19 +59,20 @@ int main(int argc, char** argv) {
   auto real = (torch::rand({batch, 3, c.resolution, c.resolution}) * 2 - 1).to(device);
   auto tags = (torch::rand({batch, c.tags}) > 0.8).to(torch::kFloat).to(device);
   StepConfig sc{double(c.tags), 0.5, bf16 && !device.is_cuda()};
+  sc.gp_every = gp_every;
   auto sync = [&] {
     if (device.is_cuda()) tags.sum().item<float>();  // waits for the queued kernels
   };
   StepLosses l;
-  for (int i = 0; i < warmup; ++i) l = TrainStep(g, d, og, od, real, tags, torch::randn({batch, c.z_dim}, real.options()), tags, sc);
+  for (int i = 0; i < warmup; ++i) l = TrainStep(g, d, og, od, real, tags, torch::randn({batch, c.z_dim}, real.options()), tags, sc, i);
   sync();
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) l = TrainStep(g, d, og, od, real, tags, torch::randn({batch, c.z_dim}, real.options()), tags, sc);
+  for (int i = 0; i < steps; ++i) l = TrainStep(g, d, og, od, real, tags, torch::randn({batch, c.z_dim}, real.options()), tags, sc, i);
   sync();
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json j = {{"impl", "cpp"},       {"resolution", c.resolution}, {"batch", batch},
                       {"threads", nthreads}, {"g_blocks", c.g_blocks},     {"memory_format", memory_format},
-                      {"bf16", bf16},        {"device", device.is_cuda() ? "cuda" : "cpu"},        {"steps", steps},             {"step_s", s / steps},
+                      {"bf16", bf16}, {"gp_every", gp_every},        {"device", device.is_cuda() ? "cuda" : "cpu"},        {"steps", steps},             {"step_s", s / steps},
                       {"img_per_s", batch * steps / s}, {"d_loss", l.d_total}, {"g_loss", l.g_total}};
   std::printf("%s\n", j.dump().c_str());
   return 0;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,8 @@ struct TrainOptions {
   int g_blocks = 16;
   int d_channels = 32;
   int d_blocks = 2;
+  std::string upsample = "shuffle";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
+  std::string d_down = "conv";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
   // Optimisation (the report's Adam settings).
   double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)
   double lr_d = 0;             // > 0: D's learning rate
@@ -47,6 +50,7 @@ struct TrainOptions {
   // tags are learned within a few hundred steps (docs/runs/README.md).
   double l_adv = 1;
   double l_gp = 0.5;
+  int gp_every = 1;            // the penalty on every Nth step only, weighted N times (lazy)
   // The few-step recipe (docs/runs/README.md, "Recipe"). Each is recorded in config.json.
   double ema_kimg = 10;        // half-life of G's moving average in thousands of images; 0: none
   double ema_rampup = 0.05;    // the half-life is at most this share of the images seen so far
@@ -89,6 +93,23 @@ struct SampleOptions {
 
 // Writes a grid PNG of generated faces; returns its path.
 Result<std::string> Sample(const Workspace& ws, const SampleOptions& o);
+
+// A run's generator read once and sampled many times (`moeforge serve`): Sample(o) draws
+// the images trainer::Sample(ws, o) would, without re-reading the checkpoint. One call at
+// a time.
+class LoadedSampler {
+ public:
+  // Reads the weights that o.run, o.snapshot and o.raw name, as trainer::Sample does.
+  static Result<std::unique_ptr<LoadedSampler>> Load(const Workspace& ws, const SampleOptions& o);
+  ~LoadedSampler();
+  // Like trainer::Sample; o.run, o.snapshot and o.raw are the loaded ones, not read again.
+  Result<std::string> Sample(const SampleOptions& o);
+
+ private:
+  struct Impl;
+  explicit LoadedSampler(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 struct EvalOptions {
   std::string run;

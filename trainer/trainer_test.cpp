@@ -69,8 +69,13 @@ TEST(GanTest, UpsampleBlocksByResolution) {
 
 TEST(GanTest, ShapesAndRange) {
   torch::manual_seed(0);
-  for (int res : {32, 64}) {
+  for (int res : {32, 64, 128})
+  for (std::string up : {"shuffle", "nearest"})
+  for (std::string down : {"conv", "pool"}) {
+    SCOPED_TRACE(up + " " + down);
     auto c = Tiny(res);
+    c.upsample = up;
+    c.d_down = down;
     Generator g(c);
     Discriminator d(c);
     auto img = g->forward(torch::randn({3, c.z_dim}), torch::zeros({3, c.tags}));
@@ -183,6 +188,32 @@ TEST(GanTest, LossTermsOnAFixedBatch) {
   EXPECT_NEAR(gl.total.item<double>(), 2 * gadv + gcls, 1e-5);
 }
 
+// Lazy regularisation: the penalty on every Nth step, weighted N times; none between.
+TEST(GanTest, LazyGradientPenaltyIsWeightedByItsInterval) {
+  torch::manual_seed(6);
+  auto c = Tiny(32);
+  Generator g(c);
+  Discriminator d(c);
+  torch::optim::Adam og(g->parameters(), torch::optim::AdamOptions(2e-4));
+  torch::optim::Adam od(d->parameters(), torch::optim::AdamOptions(2e-4));
+  auto real = torch::rand({4, 3, 32, 32}) * 2 - 1;
+  auto tags = (torch::rand({4, c.tags}) > 0.5).to(torch::kFloat);
+  auto z = torch::randn({4, c.z_dim});
+  StepConfig sc{1.0, 0.5, false, {}, 3};
+  for (int64_t step = 0; step < 4; ++step) {
+    auto l = TrainStep(g, d, og, od, real, tags, z, tags, sc, step);
+    SCOPED_TRACE(step);
+    if (step % 3 == 0) {
+      ASSERT_TRUE(std::isfinite(l.gp));
+      EXPECT_GT(l.gp, 0);
+      EXPECT_NEAR(l.d_total, l.d_adv + l.d_cls + 3 * 0.5 * l.gp, 1e-4 * std::abs(l.d_total));
+    } else {
+      EXPECT_TRUE(std::isnan(l.gp));
+      EXPECT_NEAR(l.d_total, l.d_adv + l.d_cls, 1e-4 * std::abs(l.d_total));
+    }
+  }
+}
+
 TEST(GanTest, TrainStepLowersTheLossOnAFixedBatch) {
   torch::manual_seed(5);
   auto c = Tiny(32);
@@ -291,6 +322,14 @@ TEST(GanTest, IcnrStartsEverySubPixelGroupIdentical) {
   IcnrInit(icnr);
   EXPECT_EQ(sub_pixel_spread(icnr), 0.0);
   EXPECT_EQ(icnr->ups->size(), 2u);
+  // A resize-conv generator has no sub-pixel groups: ICNR leaves it as it was drawn.
+  c.upsample = "nearest";
+  Generator resize(c);
+  std::vector<torch::Tensor> before;
+  for (auto& p : resize->parameters()) before.push_back(p.detach().clone());
+  IcnrInit(resize);
+  auto after = resize->parameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << i;
 }
 
 TEST(GanTest, AugmentPolicyParses) {
