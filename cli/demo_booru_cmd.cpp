@@ -1,4 +1,4 @@
-// moeforge demo-booru: serve the demo booru (demo/server.h) until SIGINT/SIGTERM. The
+// moeforge demo-booru: serve the demo booru (demo_booru/server.h) until SIGINT/SIGTERM. The
 // first stdout line is "listening on http://HOST:PORT" so that scripts and tests can
 // start it with --port 0 and read where it went; with --dump-truth the truth file is
 // complete before that line appears.
@@ -9,7 +9,7 @@
 
 #include "cli/command.h"
 #include "db/stage_run.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace moeforge::cli {
 
@@ -34,7 +34,7 @@ Command AddDemoBooruCommand(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--faults", o->booru.faults,
                   "Faults on image requests, e.g. \"rate429=0.05,5xx=0.05,stall=0.02,truncate=0.02\" "
-                  "(names and parameters: demo/faults.h; default: none)")
+                  "(names and parameters: demo_booru/faults.h; default: none)")
       ->capture_default_str();
   app->add_option("--dump-truth", o->dump_truth,
                   "Write every post's truth (md5, kind, face boxes + tags, fault) as JSON Lines to FILE (default: none)")

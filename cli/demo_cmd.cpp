@@ -6,7 +6,7 @@
 #include "cli/command.h"
 #include "cli/pipeline.h"
 #include "core/models.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 #include "trainer/trainer.h"
 
 namespace moeforge::cli {

@@ -252,4 +252,25 @@ OptionTable SampleOptionTable(trainer::SampleOptions* o) {
   return t;
 }
 
+OptionTable ServeOptionTable(studio::StudioOptions* o) {
+  OptionTable t("serve");
+  t.Add("host", &o->host, "Address to listen on");
+  t.Add("port", &o->port, "Port (0: any free port; the first stdout line says which)").Check(CLI::Range(0, 65535));
+  t.Add("run", &o->run, "Run the Generate page shows first (default: the newest run)");
+  t.Add("snapshot", &o->snapshot, "Generate with the snapshot of this step (-1: the checkpoint)");
+  t.Add("threads", &o->sample_threads, "CPU threads for one generation (0: all cores)").Check(CLI::Range(0, 1024));
+  t.Add("http_threads", &o->http_threads, "HTTP worker threads").Check(CLI::Range(1, 256));
+  t.Add("db_connections", &o->db_connections, "Read-only database connections shared by the workers")
+      .Check(CLI::Range(1, 64));
+  t.Add("max_n", &o->max_n, "Most images one generation may ask for").Check(CLI::Range(1, 1024));
+  t.Add("max_queued", &o->max_queued, "Generations that may wait behind the running one (more get 503)")
+      .Check(CLI::Range(0, 1024));
+  t.Add("page_max", &o->page_max, "Most faces one dataset page may ask for").Check(CLI::Range(1, 10000));
+  t.Add("max_body", &o->max_body, "Largest request body, bytes (413 past it)");
+  t.Add("max_target", &o->max_target, "Longest request target (path and query), bytes (414 past it)");
+  t.Add("max_headers", &o->max_headers, "Most request header fields (431 past it)").Check(CLI::Range(1, 1000));
+  t.Add("max_header_bytes", &o->max_header_bytes, "Largest request headers together, bytes (431 past it)");
+  return t;
+}
+
 }  // namespace moeforge::cli

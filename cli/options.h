@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "crawler/crawler.h"
 #include "detector/detector.h"
+#include "studio/server.h"
 #include "tagger/tagger.h"
 #include "trainer/trainer.h"
 
@@ -56,5 +57,7 @@ OptionTable TagTrainOptionTable(tagger::TagTrainOptions* o);
 OptionTable TagOptionTable(tagger::TagOptions* o);
 OptionTable TrainOptionTable(trainer::TrainOptions* o);
 OptionTable SampleOptionTable(trainer::SampleOptions* o);
+// `moeforge serve` (not a stage of `moeforge run`: its flags only).
+OptionTable ServeOptionTable(studio::StudioOptions* o);
 
 }  // namespace moeforge::cli

@@ -26,7 +26,7 @@
 #include "crawler/crawler.h"
 #include "crawler/near_dup.h"
 #include "db/db.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace fs = std::filesystem;
 using namespace moeforge;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Crawl throughput against the loopback demo booru, vs the Python reference"};
   int posts = 2000, concurrency = 16, threads = 16, rounds = 3;
   std::string python = "/usr/bin/python3";
-  std::string reference = (fs::path(__FILE__).parent_path().parent_path() / "bench" / "crawl_reference.py").string();
+  std::string reference = (fs::path(MOEFORGE_SOURCE_DIR) / "bench" / "crawl_reference.py").string();
   std::string dir = (fs::temp_directory_path() / ("mf_crawl_bench_" + std::to_string(::getpid()))).string();
   bool skip_python = false;
   std::string only;

@@ -1,5 +1,5 @@
 // End to end against the demo booru, in-process on loopback: each dialect, every fault
-// mode (the outcome of each post predicted by demo/faults.h), the workspace invariants
+// mode (the outcome of each post predicted by demo_booru/faults.h), the workspace invariants
 // (no blob without a row, no row without a blob), re-runs asking only for what is new,
 // robots.txt, limits, and the local-folder source.
 #include <gtest/gtest.h>
@@ -14,8 +14,8 @@
 #include "core/workspace.h"
 #include "crawler/crawler.h"
 #include "db/db.h"
-#include "demo/faults.h"
-#include "demo/server.h"
+#include "demo_booru/faults.h"
+#include "demo_booru/server.h"
 #include "crawler/test_util.h"
 
 namespace moeforge::crawler {

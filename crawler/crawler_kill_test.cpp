@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "crawler/test_util.h"
-#include "demo/server.h"
+#include "demo_booru/server.h"
 
 namespace moeforge::crawler {
 namespace {

@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -58,6 +59,11 @@ void CrawlCounters::Skipped(const std::string& why) {
   skips_[why]++;
 }
 
+void CrawlCounters::Replaced() {
+  stored_--;
+  Skipped("near_duplicate");
+}
+
 void CrawlCounters::Failed(const std::string& reason) {
   failed_++;
   std::lock_guard<std::mutex> l(mu_);
@@ -81,25 +87,75 @@ Ingestor::Ingestor(const Workspace& ws, db::BatchWriter& writer, Options opts, C
     : ws_(ws), writer_(writer), opts_(opts), counters_(counters), pool_(pool), blobs_(ws) {}
 
 Status Ingestor::Load(db::Database& db) {
-  MF_ASSIGN_OR_RETURN(db::Stmt st, db.Prepare("SELECT sha256, phash, near_dup_of, blob_path FROM images"));
+  MF_ASSIGN_OR_RETURN(db::Stmt st, db.Prepare(
+      "SELECT sha256, phash, near_dup_of, blob_path, COALESCE(width, 0), COALESCE(height, 0), COALESCE(format, ''), "
+      "bytes FROM images"));
   std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> linked;
   while (true) {
     MF_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     std::string sha = st.Text(0);
     Claim c;
     c.submitted = true;
+    c.have_phash = !st.IsNull(1);
+    if (c.have_phash) c.phash = static_cast<uint64_t>(st.Int(1));
     if (!st.IsNull(2)) {
       c.link = st.Text(2);
-      // The distance of an old near duplicate is in its posts; 1 marks "near" here.
-      c.distance = 1;
+      linked.push_back(sha);
     } else {
       c.link = sha;
-      if (!st.IsNull(1) && !st.IsNull(3)) index_.Add(static_cast<uint64_t>(st.Int(1)), sha);
+      Analysis a;
+      a.width = st.Int(4);
+      a.height = st.Int(5);
+      a.format = st.Text(6);
+      c.quality = QualityOf(a, st.Int(7));
+      if (c.have_phash && !st.IsNull(3)) index_.Add(c.phash, sha);
     }
     claims_[sha] = std::move(c);
   }
+  for (const std::string& sha : linked) {
+    Claim& c = claims_[sha];
+    auto kept = claims_.find(c.link);
+    if (kept == claims_.end()) continue;
+    kept->second.members.push_back(sha);
+    // A near duplicate's distance to its kept copy (1 when a hash is missing: "near").
+    c.distance = c.have_phash && kept->second.have_phash ? std::max(1, Hamming(c.phash, kept->second.phash)) : 1;
+  }
   return Status::Ok();
+}
+
+Ingestor::Quality Ingestor::QualityOf(const Analysis& a, int64_t bytes) {
+  Quality q;
+  q.pixels = a.width * a.height;
+  q.lossless = a.format == "png" || a.format == "gif" || a.format == "bmp";
+  q.bytes = bytes;
+  return q;
+}
+
+bool Ingestor::Better(const Quality& a, const std::string& sha_a, const Quality& b, const std::string& sha_b) {
+  if (a.pixels != b.pixels) return a.pixels > b.pixels;
+  if (a.lossless != b.lossless) return a.lossless;
+  // Of two lossy files with the same pixels, the larger is usually the less compressed.
+  if (a.bytes != b.bytes) return a.bytes > b.bytes;
+  return sha_a < sha_b;
+}
+
+int64_t Ingestor::superseded() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return superseded_;
+}
+
+void Ingestor::RemoveSupersededBlobs() {
+  std::vector<std::string> doomed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    doomed.swap(superseded_blobs_);
+  }
+  for (const auto& rel : doomed) {
+    std::error_code ec;
+    std::filesystem::remove(ws_.Abs(rel), ec);
+  }
 }
 
 void Ingestor::Expect(int64_t seq) {
@@ -188,7 +244,7 @@ void Ingestor::Process(FetchedItem item) {
   {
     std::lock_guard<std::mutex> l(mu_);
     int64_t seq = item.seq;
-    ready_[seq] = Ready{std::move(item), std::move(a)};
+    ready_[seq] = Ready{std::move(item), std::move(a), ""};
     while (!outstanding_.empty()) {
       auto it = ready_.find(*outstanding_.begin());
       if (it == ready_.end()) break;
@@ -227,48 +283,72 @@ void Ingestor::DecideLocked(Ready r, std::vector<Ready>& stores) {
     r.a.have_phash = true;
   }
   if (known != claims_.end()) {
-    // Exact duplicate (of an original or of a near duplicate): link to the original.
+    // Exact duplicate (of a kept copy or of a near duplicate): link to the kept copy.
     std::string link = known->second.link;
     int distance = known->second.distance;
-    Claim& orig = claims_[link];
-    FetchedItem item = std::move(r.item);
+    auto shared = std::make_shared<FetchedItem>(std::move(r.item));
     Analysis an = r.a;
-    if (orig.submitted) {
-      SubmitLinkLocked(item, an, link, distance, false);
-    } else {
-      auto shared = std::make_shared<FetchedItem>(std::move(item));
-      orig.parked.push_back([this, shared, an, link, distance] { SubmitLinkLocked(*shared, an, link, distance, false); });
-    }
+    WhenSubmittedLocked(link, [this, shared, an, link, distance](bool ok) {
+      if (ok) SubmitLinkLocked(*shared, an, link, distance, false);  // else: pending, retried next run
+    });
     return;
   }
+  Quality q = QualityOf(r.a, static_cast<int64_t>(r.item.body.size()));
   if (opts_.near_dup_threshold >= 0 && r.a.have_phash) {
     auto m = index_.Find(a.phash, opts_.near_dup_threshold);
     if (m) {
-      const std::string& link = m->first;
+      const std::string link = m->first;
+      Claim& kept = claims_[link];
+      if (Better(q, a.sha, kept.quality, link)) {
+        // This copy replaces the group's kept one: the group follows it.
+        Claim c;
+        c.this_run = true;
+        c.link = a.sha;
+        c.phash = a.phash;
+        c.have_phash = true;
+        c.quality = q;
+        c.members = std::move(kept.members);
+        kept.members.clear();
+        c.members.push_back(link);
+        for (const std::string& sha : c.members) {
+          auto it = claims_.find(sha);
+          if (it == claims_.end()) continue;
+          it->second.link = a.sha;
+          it->second.distance = it->second.have_phash ? std::max(1, Hamming(it->second.phash, a.phash)) : 1;
+        }
+        index_.Remove(kept.phash, link);
+        index_.Add(a.phash, a.sha);
+        claims_[a.sha] = std::move(c);
+        r.replaces = link;
+        stores.push_back(std::move(r));
+        return;
+      }
       Claim c;
+      c.this_run = true;
       c.link = link;
       c.distance = m->second;
+      c.phash = a.phash;
+      c.have_phash = true;
+      kept.members.push_back(a.sha);
       claims_[a.sha] = c;
-      Claim& orig = claims_[link];
-      FetchedItem item = std::move(r.item);
+      auto shared = std::make_shared<FetchedItem>(std::move(r.item));
       Analysis an = r.a;
       int d = m->second;
       std::string sha = a.sha;
-      if (orig.submitted) {
-        SubmitLinkLocked(item, an, link, d, true);
-        claims_[sha].submitted = true;
-      } else {
-        auto shared = std::make_shared<FetchedItem>(std::move(item));
-        orig.parked.push_back([this, shared, an, link, d, sha] {
-          SubmitLinkLocked(*shared, an, link, d, true);
-          claims_[sha].submitted = true;
-        });
-      }
+      WhenSubmittedLocked(link, [this, shared, an, link, d, sha](bool ok) {
+        if (!ok) return;
+        SubmitLinkLocked(*shared, an, link, d, true);
+        MarkSubmittedLocked(sha);
+      });
       return;
     }
   }
   Claim c;
+  c.this_run = true;
   c.link = a.sha;
+  c.phash = r.a.phash;
+  c.have_phash = r.a.have_phash;
+  c.quality = q;
   claims_[a.sha] = c;
   if (r.a.have_phash) index_.Add(r.a.phash, a.sha);
   stores.push_back(std::move(r));
@@ -280,19 +360,40 @@ void Ingestor::StoreBlob(Ready r) {
   std::lock_guard<std::mutex> l(mu_);
   if (!ticket.ok()) {
     SubmitFailLocked(r.item, "io_error", ticket.status().ToString());
-    // Whoever waited on this original cannot link to it.
+    // Whoever waited on this copy cannot link to it, and later copies are not matched to it.
+    if (a.have_phash) index_.Remove(a.phash, a.sha);
     auto parked = std::move(claims_[a.sha].parked);
     claims_.erase(a.sha);
-    (void)parked;  // their rows stay pending and are retried on the next run
+    for (auto& fn : parked) fn(false);
     return;
   }
   auto item = std::make_shared<FetchedItem>(std::move(r.item));
   Analysis an = a;
-  std::string rel = ws_.BlobPath(a.sha, true);
-  std::string now = db::NowIso();
   int64_t t = *ticket;
+  std::string replaces = r.replaces;
+  if (replaces.empty()) {
+    SubmitStoredLocked(item, an, t, "");
+    return;
+  }
+  // The replaced copy's rows first: the re-pointing moves them.
+  WhenSubmittedLocked(replaces, [this, item, an, t, replaces](bool ok) {
+    SubmitStoredLocked(item, an, t, ok ? replaces : "");
+  });
+}
+
+void Ingestor::SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analysis& an, int64_t t,
+                                  const std::string& replaces) {
+  std::string rel = ws_.BlobPath(an.sha, true);
+  std::string now = db::NowIso();
   BlobStore* blobs = &blobs_;
-  writer_.Submit([item, an, rel, now, t, blobs](db::Database& db) -> Status {
+  // The near duplicates that followed the replaced copy to this one (by primary key: there
+  // is no index on near_dup_of). Any still to be submitted name this copy themselves.
+  std::vector<std::string> members;
+  if (!replaces.empty()) {
+    for (const std::string& sha : claims_[an.sha].members)
+      if (sha != replaces) members.push_back(sha);
+  }
+  writer_.Submit([item, an, rel, now, t, blobs, replaces, members](db::Database& db) -> Status {
     // The blob reaches stable storage before the row naming it can commit.
     MF_RETURN_IF_ERROR(blobs->EnsureDurable(t));
     MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
@@ -311,10 +412,50 @@ void Ingestor::StoreBlob(Ready r) {
           "UPDATE frontier SET state='done', http_status=?, error=NULL, attempts=attempts+?, updated_at=? WHERE id=?"));
       MF_RETURN_IF_ERROR(fr->BindAll(item->http_status, item->attempts, now, item->frontier_id).Run());
     }
+    if (!replaces.empty()) {
+      // In this same transaction, so that no commit shows a group with two kept copies.
+      MF_ASSIGN_OR_RETURN(db::Stmt * follow, db.Cached(
+          "UPDATE images SET near_dup_of=? WHERE sha256=? AND near_dup_of IS NOT NULL"));
+      for (const std::string& sha : members) MF_RETURN_IF_ERROR(follow->BindAll(an.sha, sha).Run());
+      MF_ASSIGN_OR_RETURN(db::Stmt * old, db.Cached(
+          "UPDATE images SET near_dup_of=?1, blob_path=NULL WHERE sha256=?2"));
+      MF_RETURN_IF_ERROR(old->BindAll(an.sha, replaces).Run());
+      // Every post that showed the replaced copy (or a duplicate of it) now shows this one,
+      // at the distance between what it served and this copy.
+      MF_ASSIGN_OR_RETURN(db::Stmt * posts, db.Cached(
+          "SELECT p.id, i.phash FROM posts p LEFT JOIN images i ON i.sha256 = p.content_sha256 WHERE p.image_sha256=?"));
+      posts->Bind(1, replaces);
+      std::vector<std::pair<int64_t, int>> moved;
+      while (true) {
+        MF_ASSIGN_OR_RETURN(bool row, posts->Step());
+        if (!row) break;
+        int d = posts->IsNull(1) || !an.have_phash ? 1
+                                                   : std::max(1, Hamming(static_cast<uint64_t>(posts->Int(1)), an.phash));
+        moved.emplace_back(posts->Int(0), d);
+      }
+      posts->Reset();
+      MF_ASSIGN_OR_RETURN(db::Stmt * mv, db.Cached(
+          "UPDATE posts SET image_sha256=?, dup_distance=?, state='duplicate', updated_at=? WHERE id=?"));
+      for (const auto& [id, d] : moved) MF_RETURN_IF_ERROR(mv->BindAll(an.sha, d, now, id).Run());
+    }
     return Status::Ok();
   });
   counters_.Stored();
-  MarkSubmittedLocked(a.sha);
+  if (!replaces.empty()) {
+    superseded_blobs_.push_back(ws_.BlobPath(replaces, true));
+    superseded_++;
+    if (claims_[replaces].this_run) counters_.Replaced();
+  }
+  MarkSubmittedLocked(an.sha);
+}
+
+void Ingestor::WhenSubmittedLocked(const std::string& sha, std::function<void(bool)> fn) {
+  Claim& c = claims_[sha];
+  if (c.submitted) {
+    fn(true);
+  } else {
+    c.parked.push_back(std::move(fn));
+  }
 }
 
 void Ingestor::MarkSubmittedLocked(const std::string& sha) {
@@ -323,7 +464,7 @@ void Ingestor::MarkSubmittedLocked(const std::string& sha) {
   it->second.submitted = true;
   auto parked = std::move(it->second.parked);
   it->second.parked.clear();
-  for (auto& fn : parked) fn();
+  for (auto& fn : parked) fn(true);
 }
 
 void Ingestor::SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail) {

@@ -2,16 +2,27 @@
 // dimensions against the pixel limit, the site's MD5), the content address, exact and
 // near duplicate decisions, the blob write and the database rows. Shared by every source.
 //
+// Of a group of near duplicates the best copy is kept: the most pixels, then lossless
+// (PNG, GIF, BMP) over lossy, then the larger file, then the smaller SHA-256, so the kept
+// copy does not depend on the order a site lists the group in. A copy better than the
+// group's kept one replaces it: its blob is stored, and in the same transaction as its
+// images row the old kept copy becomes a near duplicate of it (near_dup_of set, blob_path
+// cleared) and every post and near duplicate that named the old copy names the new one;
+// the old blob file is removed after the crawl (or by the orphan sweep of the next one,
+// if this one is killed). Detect selects kept copies only, so it works on the best one.
+//
 // Decisions are made in sequence order (the frontier id), whatever order transfers finish
-// in, so which of two duplicates becomes the stored original is the same in every run,
-// interrupted or not. A blob is written (temporary file + rename) before the row that
-// names it is submitted, and made durable (crawler/blob_store.h) before that row commits;
-// a duplicate's row is submitted after its original's.
+// in, so every run decides alike, interrupted or not. A blob is written (temporary file +
+// rename) before the row that names it is submitted, and made durable
+// (crawler/blob_store.h) before that row commits; a duplicate's row is submitted after its
+// original's, and a replacing copy's after the copy it replaces.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -45,6 +56,8 @@ struct FetchedItem {
 class CrawlCounters {
  public:
   void Stored() { stored_++; }
+  // A copy stored in this run was replaced by a better one: it counts as a near duplicate.
+  void Replaced();
   void Skipped(const std::string& why);
   void Failed(const std::string& reason);
   void Bytes(int64_t n) { bytes_ += n; }
@@ -86,6 +99,10 @@ class Ingestor {
   int64_t outstanding() const;
   int64_t stored_originals() const;
   int64_t blob_flushes() const { return blobs_.flushes(); }
+  // Kept copies replaced by a better one in this run.
+  int64_t superseded() const;
+  // Removes the blob files of replaced copies; call after every row is committed.
+  void RemoveSupersededBlobs();
 
  private:
   struct Analysis {
@@ -95,20 +112,40 @@ class Ingestor {
     uint64_t phash = 0;
     bool have_phash = false;
   };
+  // What decides which copy of a group is kept.
+  struct Quality {
+    int64_t pixels = 0;
+    bool lossless = false;
+    int64_t bytes = 0;
+  };
   struct Claim {
-    std::string link;    // the stored original's sha (itself when this is an original)
-    int distance = 0;    // to the original
+    std::string link;    // the kept copy's sha (itself when this is the kept copy)
+    int distance = 0;    // dHash distance to the kept copy
     bool submitted = false;  // its images row is queued in the writer
-    std::vector<std::function<void()>> parked;  // rows waiting for this original's
+    // Rows waiting for this one's; called with false when it failed to store.
+    std::vector<std::function<void(bool)>> parked;
+    uint64_t phash = 0;
+    bool have_phash = false;
+    bool this_run = false;             // decided in this run (not loaded)
+    Quality quality;                   // kept copies
+    std::vector<std::string> members;  // kept copies: the near duplicates linked to it
   };
   struct Ready {
     FetchedItem item;
     Analysis a;
+    std::string replaces;  // the kept copy this one replaces ("" none)
   };
+  static bool Better(const Quality& a, const std::string& sha_a, const Quality& b, const std::string& sha_b);
+  static Quality QualityOf(const Analysis& a, int64_t bytes);
   Analysis Analyse(const FetchedItem& item);
   // Under mu_: decides one item; may append a blob store to `stores`.
   void DecideLocked(Ready r, std::vector<Ready>& stores);
   void StoreBlob(Ready r);
+  // Submits a stored copy's rows (and, when it replaces one, the re-pointing).
+  void SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analysis& a, int64_t ticket,
+                          const std::string& replaces);
+  // Runs `fn` once `sha`'s images row is submitted (now, if it is).
+  void WhenSubmittedLocked(const std::string& sha, std::function<void(bool)> fn);
   void SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail);
   void SubmitLinkLocked(const FetchedItem& item, const Analysis& a, const std::string& link, int distance,
                         bool insert_image_row);
@@ -125,6 +162,8 @@ class Ingestor {
   std::map<int64_t, Ready> ready_;
   std::unordered_map<std::string, Claim> claims_;
   NearDupIndex index_;
+  std::vector<std::string> superseded_blobs_;  // relative paths, removed after the crawl
+  int64_t superseded_ = 0;
 };
 
 }  // namespace moeforge::crawler

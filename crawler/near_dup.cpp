@@ -115,7 +115,23 @@ void NearDupIndex::AddLocked(uint64_t h, const std::string& key) {
   uint32_t i = static_cast<uint32_t>(hashes_.size());
   hashes_.push_back(h);
   keys_.push_back(key);
+  live_++;
   for (int b = 0; b < 4; ++b) bands_[b][static_cast<uint16_t>(h >> (16 * b))].push_back(i);
+}
+
+void NearDupIndex::Remove(uint64_t h, const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& first = bands_[0][static_cast<uint16_t>(h)];
+  auto it = std::find_if(first.begin(), first.end(), [&](uint32_t i) { return hashes_[i] == h && keys_[i] == key; });
+  if (it == first.end()) return;
+  uint32_t slot = *it;
+  // The slot stays in hashes_/keys_ (indices are positions), unreachable from every band.
+  for (int b = 0; b < 4; ++b) {
+    auto& v = bands_[b][static_cast<uint16_t>(h >> (16 * b))];
+    v.erase(std::remove(v.begin(), v.end(), slot), v.end());
+  }
+  keys_[slot].clear();
+  live_--;
 }
 
 std::optional<std::pair<std::string, int>> NearDupIndex::Find(uint64_t h, int threshold) const {
@@ -138,7 +154,7 @@ std::optional<std::pair<std::string, int>> NearDupIndex::FindOrAdd(uint64_t h, c
 
 size_t NearDupIndex::size() const {
   std::lock_guard<std::mutex> l(mu_);
-  return hashes_.size();
+  return live_;
 }
 
 }  // namespace moeforge::crawler

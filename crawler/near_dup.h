@@ -32,6 +32,8 @@ class NearDupIndex {
   // Finds an indexed key within `threshold` (<= kMaxThreshold) of `h`: the nearest one.
   std::optional<std::pair<std::string, int>> Find(uint64_t h, int threshold) const;
   void Add(uint64_t h, const std::string& key);
+  // Forgets (h, key), added before; a no-op when it is not indexed.
+  void Remove(uint64_t h, const std::string& key);
   // Atomically: returns the match if there is one, else adds (h, key) and returns none.
   std::optional<std::pair<std::string, int>> FindOrAdd(uint64_t h, const std::string& key, int threshold);
   size_t size() const;
@@ -42,6 +44,7 @@ class NearDupIndex {
   mutable std::mutex mu_;
   std::vector<uint64_t> hashes_;
   std::vector<std::string> keys_;
+  size_t live_ = 0;  // indexed entries (removed ones keep their slot)
   std::unordered_map<uint16_t, std::vector<uint32_t>> bands_[4];
 };
 

@@ -14,7 +14,7 @@
 
 #include "crawler/near_dup.h"
 #include "crawler/png_grey.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 
 namespace moeforge::crawler {
 namespace {
@@ -55,16 +55,17 @@ int PaethPredict(int a, int b, int c) {
   int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
-// `pixels`: rows of width*channels samples. Row y gets filter y % 5.
+// `pixels`: rows of width*channels samples. Row y gets filter filters[y % size], or y % 5.
 std::string HandPng(int width, int height, int color_type, int channels, const std::vector<uint8_t>& pixels,
-                    const std::vector<Chunk>& extra_before_idat = {}, const std::string& palette = "") {
+                    const std::vector<Chunk>& extra_before_idat = {}, const std::string& palette = "",
+                    const std::vector<int>& filters = {}) {
   const size_t stride = static_cast<size_t>(width) * channels;
   std::string raw;
   std::vector<uint8_t> zero(stride, 0);
   for (int y = 0; y < height; ++y) {
     const uint8_t* row = pixels.data() + y * stride;
     const uint8_t* prev = y ? row - stride : zero.data();
-    int f = y % 5;
+    int f = filters.empty() ? y % 5 : filters[static_cast<size_t>(y) % filters.size()];
     raw.push_back(static_cast<char>(f));
     for (size_t i = 0; i < stride; ++i) {
       int a = i >= static_cast<size_t>(channels) ? row[i - channels] : 0;
@@ -142,6 +143,38 @@ TEST(PngGrey, MatchesOpenCvForEveryColourTypeAndFilter) {
   // Ancillary chunks that do not change pixels are skipped.
   ExpectSameAsOpenCv(HandPng(w, h, 2, 3, RandomSamples(w * h * 3, 7), {{"tEXt", std::string("Comment\0hi", 10)}}),
                      "rgb with tEXt");
+}
+
+// Rows are reconstructed two at a time (the lower one a pixel behind), and runs of four
+// Paeth rows four at a time, for grey, grey+alpha, RGB and RGBA: every ordered pair of
+// filter types, Paeth runs broken at each offset, heights that leave one to three rows
+// over, one- to three-pixel widths.
+TEST(PngGrey, MatchesOpenCvForEveryPairOfRowFiltersAndPaethRuns) {
+  std::vector<int> pairs;
+  for (int upper = 0; upper < 5; ++upper) {
+    for (int lower = 0; lower < 5; ++lower) {
+      pairs.push_back(upper);
+      pairs.push_back(lower);
+    }
+  }
+  const std::vector<int> paeth_runs = {4, 4, 4, 4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 2, 4, 4, 4, 4, 4, 3, 4, 4, 0};
+  const std::vector<int>* sequences[] = {&pairs, &paeth_runs};
+  for (const std::vector<int>* filters : sequences) {
+    for (int channels : {1, 2, 3, 4}) {
+      const int color_type = channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6;
+      for (int w : {1, 2, 3, 17}) {
+        for (int h : {1, 2, 4, 5, 7, 51}) {
+          std::string what = std::to_string(channels) + " channels, " + std::to_string(w) + "x" + std::to_string(h) +
+                             (filters == &pairs ? ", filter pairs" : ", Paeth runs");
+          ExpectSameAsOpenCv(
+              HandPng(w, h, color_type, channels,
+                      RandomSamples(static_cast<size_t>(w * h * channels), static_cast<uint32_t>(w * h)), {}, "",
+                      *filters),
+              what);
+        }
+      }
+    }
+  }
 }
 
 TEST(PngGrey, LeavesEverythingElseToOpenCv) {

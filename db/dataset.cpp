@@ -270,6 +270,20 @@ Result<Dataset> LoadDataset(Database& db, const std::string& view, const std::st
   return ds;
 }
 
+Result<FaceSelection> SelectFaces(Database& db, const std::string& view, const std::string& filter) {
+  MF_ASSIGN_OR_RETURN(Selection s, Select(db, view, "", /*need_tagger=*/false));
+  FaceSelection out;
+  out.where = SelectionWhere(s, true, &out.params);
+  auto extra = CompileFilter(filter, s.has_tagger ? &s.tagger : nullptr);
+  if (!extra.ok()) return extra.status();
+  out.where += " AND (" + extra->sql + ")";
+  out.params.insert(out.params.end(), extra->params.begin(), extra->params.end());
+  out.has_tagger = s.has_tagger;
+  out.tagger = std::move(s.tagger);
+  out.detector_id = s.detector.id;
+  return out;
+}
+
 Result<ViewCount> CountView(Database& db, const std::string& view) {
   MF_ASSIGN_OR_RETURN(Selection s, Select(db, view, "", /*need_tagger=*/false));
   ViewCount c;

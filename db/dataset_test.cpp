@@ -97,5 +97,48 @@ TEST(Views, AStoredViewThatNoLongerCompilesSaysWhichView) {
   EXPECT_NE(ds.status().message().find("view 'old'"), std::string::npos) << ds.status().message();
 }
 
+// What the studio pages through: a view's faces narrowed by a second filter.
+TEST(Views, SelectFacesNarrowsAViewByAFilter) {
+  TestWorkspace fx;
+  auto ids = [&](const FaceSelection& sel) {
+    std::set<int64_t> out;
+    auto st = fx.db().Prepare("SELECT face_id FROM v_dataset WHERE " + sel.where);
+    EXPECT_TRUE(st.ok()) << st.status().ToString();
+    if (!st.ok()) return out;
+    BindParams(*st, 1, sel.params);
+    while (true) {
+      auto row = st->Step();
+      EXPECT_TRUE(row.ok());
+      if (!row.ok() || !*row) break;
+      out.insert(st->Int(0));
+    }
+    return out;
+  };
+  struct Case {
+    const char* view;
+    const char* filter;
+    std::set<int64_t> faces;
+  } cases[] = {
+      {"", "", {5, 6}},                // no view: the newest detector, every face
+      {"", "face_id = 5", {5}},
+      {"lbp", "", {1, 4}},             // the view's own filter (smile, tagger 2)
+      {"lbp", "not glasses and face_id != 4", {1}},
+      {"lbp", "hair_color = black", {4}},
+  };
+  ASSERT_TRUE(CreateView(fx.db(), {"lbp", "smile", "", "", "cascade:lbp"}).ok());
+  for (const auto& c : cases) {
+    auto sel = SelectFaces(fx.db(), c.view, c.filter);
+    ASSERT_TRUE(sel.ok()) << c.view << " / " << c.filter << ": " << sel.status().ToString();
+    EXPECT_TRUE(sel->has_tagger);
+    EXPECT_EQ(sel->tagger.id, 2);
+    EXPECT_EQ(ids(*sel), c.faces) << c.view << " / " << c.filter;
+  }
+  auto bad = SelectFaces(fx.db(), "", "smile and (");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("column"), std::string::npos) << bad.status().message();
+  EXPECT_EQ(SelectFaces(fx.db(), "nope", "").status().code(), Status::Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace moeforge::db

@@ -39,4 +39,17 @@ Result<CompiledFilter> CompileFilter(const std::string& text, const TaggerInfo* 
 // Binds `params` to `st` from position `first` on.
 void BindParams(Stmt& st, int first, const std::vector<SqlValue>& params);
 
+// The faces `view` selects ("" = every face of the newest detector), narrowed by `filter`
+// (read against the same tagger), as a condition over v_dataset, for a caller that sorts
+// and pages them itself (`moeforge serve`). The same faces LoadDataset(view) returns when
+// `filter` is empty, except that untagged faces count when no tagger has run.
+struct FaceSelection {
+  std::string where;             // an SQL condition over v_dataset, with ? placeholders
+  std::vector<SqlValue> params;  // bound in order
+  bool has_tagger = false;
+  TaggerInfo tagger;             // the tagger tag conditions read (when has_tagger)
+  int64_t detector_id = 0;       // 0: no face detected yet (the condition selects nothing)
+};
+Result<FaceSelection> SelectFaces(Database& db, const std::string& view, const std::string& filter);
+
 }  // namespace moeforge::db

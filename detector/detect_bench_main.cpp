@@ -45,7 +45,7 @@
 #include "core/models.h"
 #include "core/process.h"
 #include "db/db.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "detector/detector.h"
 
 namespace fs = std::filesystem;

@@ -24,7 +24,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "detector/backends.h"
 #include "detector/detector.h"
 

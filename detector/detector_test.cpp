@@ -18,7 +18,7 @@
 
 #include "core/hash.h"
 #include "db/db.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "detector/backends.h"
 #include "detector/detector.h"
 

@@ -18,7 +18,7 @@
 #include <opencv2/objdetect.hpp>
 
 #include "core/models.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "detector/lbp_cascade.h"
 
 namespace fs = std::filesystem;

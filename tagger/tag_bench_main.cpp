@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "tagger/backend.h"
 #include "tagger/builtin/builtin_tagger.h"
 #include "tagger/builtin/train.h"

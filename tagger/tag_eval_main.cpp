@@ -34,7 +34,7 @@
 #include "core/progress.h"
 #include "db/db.h"
 #include "tagger/tagger.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "detector/detector.h"
 #include "tagger/backend.h"
 #include "tagger/builtin/train.h"

@@ -14,7 +14,7 @@
 #include "core/hash.h"
 #include "core/process.h"
 #include "db/dataset.h"
-#include "demo/render.h"
+#include "demo_booru/render.h"
 #include "tagger/backend.h"
 #include "tagger/metrics.h"
 #include "tagger/tagger.h"

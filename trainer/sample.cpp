@@ -23,17 +23,19 @@ torch::Tensor Slerp(const torch::Tensor& a, const torch::Tensor& b, double t) {
   return (std::sin((1 - t) * omega) * a + std::sin(t * omega) * b) / std::sin(omega);
 }
 
-}  // namespace
-
-Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
+Status CheckSampleOptions(const SampleOptions& o) {
   if (o.n < 1) return Status::InvalidArgument("--n must be >= 1");
   if (o.out.empty()) return Status::InvalidArgument("-o OUT.png is required");
   if (o.interpolate_to_seed >= 0 && o.n < 2) return Status::InvalidArgument("interpolation needs --n >= 2");
   if (!(o.truncation >= 0 && o.truncation <= 2)) return Status::InvalidArgument("--truncation must be in [0, 2]");
   if (o.scale < 1 || o.scale > 16) return Status::InvalidArgument("--scale must be in 1..16");
+  return Status::Ok();
+}
+
+// The images of `o` from a loaded generator `g` and its run's `config`.
+Result<std::string> SampleWith(Generator& g, const RunConfig& config, const SampleOptions& o) {
+  MF_RETURN_IF_ERROR(CheckSampleOptions(o));
   torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
-  RunConfig config;
-  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config, GeneratorChoice{o.snapshot, o.raw}));
   const TagSchema& schema = config.schema;
 
   // The named tags; at most one per exclusive group.
@@ -140,5 +142,30 @@ Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
   MF_RETURN_IF_ERROR(WriteGrid(img, cols, row_labels, o.out, o.scale));
   return o.out;
 }
+
+}  // namespace
+
+Result<std::string> Sample(const Workspace& ws, const SampleOptions& o) {
+  MF_RETURN_IF_ERROR(CheckSampleOptions(o));
+  RunConfig config;
+  MF_ASSIGN_OR_RETURN(Generator g, LoadGenerator(ws, o.run, &config, GeneratorChoice{o.snapshot, o.raw}));
+  return SampleWith(g, config, o);
+}
+
+struct LoadedSampler::Impl {
+  Generator g{nullptr};
+  RunConfig config;
+};
+
+LoadedSampler::LoadedSampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LoadedSampler::~LoadedSampler() = default;
+
+Result<std::unique_ptr<LoadedSampler>> LoadedSampler::Load(const Workspace& ws, const SampleOptions& o) {
+  auto impl = std::make_unique<Impl>();
+  MF_ASSIGN_OR_RETURN(impl->g, LoadGenerator(ws, o.run, &impl->config, GeneratorChoice{o.snapshot, o.raw}));
+  return std::unique_ptr<LoadedSampler>(new LoadedSampler(std::move(impl)));
+}
+
+Result<std::string> LoadedSampler::Sample(const SampleOptions& o) { return SampleWith(impl_->g, impl_->config, o); }
 
 }  // namespace moeforge::trainer

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +110,23 @@ struct SampleOptions {
 
 // Writes a grid PNG of generated faces; returns its path.
 Result<std::string> Sample(const Workspace& ws, const SampleOptions& o);
+
+// A run's generator read once and sampled many times (`moeforge serve`): Sample(o) draws
+// the images trainer::Sample(ws, o) would, without re-reading the checkpoint. One call at
+// a time.
+class LoadedSampler {
+ public:
+  // Reads the weights that o.run, o.snapshot and o.raw name, as trainer::Sample does.
+  static Result<std::unique_ptr<LoadedSampler>> Load(const Workspace& ws, const SampleOptions& o);
+  ~LoadedSampler();
+  // Like trainer::Sample; o.run, o.snapshot and o.raw are the loaded ones, not read again.
+  Result<std::string> Sample(const SampleOptions& o);
+
+ private:
+  struct Impl;
+  explicit LoadedSampler(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 struct EvalOptions {
   std::string run;
