@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -109,9 +110,17 @@ Result<RankEnv> RankEnvFromEnvironment() {
   return e;
 }
 
+// LibTorch 2.x made the Gloo and NCCL groups c10d::Backend (ProcessGroup dispatches to
+// them); the collectives we call have the same signatures on both.
+#if TORCH_VERSION_MAJOR >= 2
+using GroupBase = c10d::Backend;
+#else
+using GroupBase = c10d::ProcessGroup;
+#endif
+
 struct ProcessGroupComm::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<GroupBase> pg;
   std::string backend;
 };
 
