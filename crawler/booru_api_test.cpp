@@ -146,7 +146,11 @@ TEST(BooruApi, EdgeShapes) {
       {"", true, 0, ""},
       // Danbooru: a post the user may not see has no md5 / file_url.
       {R"([{"id":7,"rating":"e","image_width":10,"image_height":10,"tag_string":"a b"}])", true, 1, "restricted"},
-      {R"([{"id":8,"file_url":"https://x/y.mp4","file_ext":"mp4","tag_string":"a"}])", true, 1, "not_image"},
+      {R"([{"id":8,"file_url":"https://x/y.mp4","file_ext":"mp4","tag_string":"a"}])", true, 1, "video"},
+      {R"([{"id":8,"file_url":"https://x/y.zip","file_ext":"zip","tag_string":"a"}])", true, 1, "ugoira"},
+      {R"([{"id":8,"file_url":"https://x/y.psd","file_ext":"psd","tag_string":"a"}])", true, 1, "not_image"},
+      {R"([{"id":8,"is_banned":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "banned"},
+      {R"([{"id":8,"is_deleted":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "deleted"},
       {R"({"success":false,"message":"You cannot search for more than 2 tags at a time."})", false, 0, ""},
       {"<html><body>oops", false, 0, ""},
       {"{not json", false, 0, ""},
