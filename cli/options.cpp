@@ -97,7 +97,7 @@ OptionTable CrawlOptionTable(crawler::CrawlOptions* o) {
   t.Add("rate", &o->rate,
         "Requests per second to the site, API and file hosts together (0: polite default, one every 0.5-1.5 s; "
         "unlimited on loopback)");
-  t.Add("jitter", &o->jitter_s, "Seconds added at random to each interval (-1: as much as the interval itself)");
+  t.Add("jitter", &o->jitter_s, "Seconds added at random to each interval (-1: 1 s with the polite default, 0 with --rate)");
   t.Add("retry_after_max", &o->retry_after_max_s,
         "Honour a site's Retry-After up to this many seconds (longer waits are cut to this, with a message)");
   t.Add("robots", &o->robots, "robots.txt: auto (obey for urls/html, not for API pages), obey, ignore");

@@ -43,7 +43,7 @@ struct CrawlOptions {
   // Requests per second to one site, API pages and its file hosts sharing one budget;
   // 0 = the polite default (one request every 0.5-1.5 s) or, on loopback, unlimited.
   double rate = 0;
-  double jitter_s = -1;  // added at random to each interval; -1: the interval itself (0.5 -> 0.5-1.0 s)
+  double jitter_s = -1;  // added at random to each interval; -1: 1 s with the polite default (0.5-1.5 s), 0 with --rate
   std::string robots = "auto";  // auto (obey for urls/html, not for API pages)|obey|ignore
   std::string user_agent_contact;  // goes into the User-Agent: "moeforge/0.1.0 (+CONTACT)"
   std::string labels;   // dir: a CSV of file,tags... (default: labels.csv / tags.csv there)
