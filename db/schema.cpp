@@ -285,11 +285,27 @@ LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha2
 LEFT JOIN sources s ON s.id = p.source_id;
 )SQL";
 
+// Version 4 (issue 19): deep paging by id cursor, filters decided before download, and
+// the rendition fetched. crawl_cursors.next_before: the current pass asks next for ids
+// below this (Danbooru page=b<ID>, Moebooru/Gelbooru id:<ID), so a pass of any length
+// resumes where it stopped; filter_sig: the filters the last pass decided with (a change
+// makes the next pass list the query again and decide its posts anew); passed: posts of
+// the current pass that passed the filters (--max-posts-per-query). posts.variant:
+// original|sample|jpeg|<Danbooru variant type>, the rendition fetched for the post.
+// Filtered posts are state 'skipped' with error 'filtered:<reason>'.
+const char* kV4CrawlSites = R"SQL(
+ALTER TABLE crawl_cursors ADD COLUMN next_before INTEGER;
+ALTER TABLE crawl_cursors ADD COLUMN filter_sig TEXT;
+ALTER TABLE crawl_cursors ADD COLUMN passed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE posts ADD COLUMN variant TEXT;
+)SQL";
+
 std::vector<std::string> Migrations() {
   return {
       std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views + kDatasetView,
       kV2TaggerDecisions,
       std::string(kV3PinnedViews) + kDatasetView,
+      kV4CrawlSites,
   };
 }
 
