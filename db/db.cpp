@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,8 @@ Status SqliteError(sqlite3* db, int rc, const std::string& detail) {
   // database file" on a read-only file system).
   if (int e = db ? sqlite3_system_errno(db) : 0; e != 0 && (rc & 0xff) != SQLITE_CORRUPT)
     msg += " [" + std::string(std::strerror(e)) + "]";
+  int os_errno = db ? sqlite3_system_errno(db) : 0;
+  if (os_errno == ENOSPC) rc = SQLITE_FULL;  // SQLite reports some ENOSPC as a plain I/O error
   switch (rc & 0xff) {
     case SQLITE_FULL:
       return Status::IoError(msg + ". The disk holding " + where +

@@ -208,6 +208,53 @@ TEST(DiskFault, DetectOnAFullDiskStopsNamingTheFileAndResumes) {
   EXPECT_GT(crops, 0);
 }
 
+// Tag (with the tiny WD14 fixture, so no LibTorch training is needed) and export on a
+// disk that fills up.
+TEST(DiskFault, TagAndExportOnAFullDiskStopNamingTheFileAndResume) {
+  SmallDisk disk("tag_export", 64 << 20);
+  if (!disk.ok()) GTEST_SKIP() << disk.why();
+  if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
+  DemoBooruProcess booru("--posts 40 --seed 10");
+  std::string ws = disk.dir() + "/ws";
+  const std::string tagger = std::string("wd14:") + MOEFORGE_SOURCE_DIR + "/tests/fixtures/tagger/wd14_tiny";
+  ASSERT_EQ(Moeforge("init " + ws).status, 0);
+  ASSERT_EQ(Moeforge(Crawl(ws, booru.url())).status, 0);
+  ASSERT_EQ(Moeforge("detect -w " + ws + " --threads 2").status, 0);
+  int64_t faces = Count(ws, "SELECT count(*) FROM faces");
+  ASSERT_GT(faces, 20);
+
+  disk.FillLeaving(160 << 10);
+  Outcome full = Moeforge("tag -w " + ws + " --tagger " + tagger + " --batch 8");
+  EXPECT_NE(full.status, 0) << full.out;
+  EXPECT_NE(full.out.find(ws + "/"), std::string::npos) << full.out;
+  EXPECT_TRUE(full.out.find("full") != std::string::npos || full.out.find("No space left") != std::string::npos)
+      << full.out;
+  std::printf("tag on a full disk: %s\n", full.LastLine().c_str());
+  disk.Clear();  // SQLite cannot open a WAL database on a full disk even to read it
+  EXPECT_EQ(IntegrityCheck(ws), "ok");
+  const char* kTagged = "SELECT face_id || ' ' || tag, score FROM face_tags";
+  auto committed = Committed(ws, kTagged);
+  Outcome again = Moeforge("tag -w " + ws + " --tagger " + tagger + " --batch 8");
+  ASSERT_EQ(again.status, 0) << again.out;
+  ExpectKept(committed, Committed(ws, kTagged));
+  EXPECT_EQ(Count(ws, "SELECT count(DISTINCT face_id) FROM face_tags"), faces);
+
+  std::string out = disk.dir() + "/export";
+  disk.FillLeaving(256 << 10);
+  Outcome efull = Moeforge("export -w " + ws + " --format stylegan --out " + out);
+  EXPECT_NE(efull.status, 0) << efull.out;
+  EXPECT_NE(efull.out.find(out + "/"), std::string::npos) << efull.out;
+  EXPECT_TRUE(efull.out.find("full") != std::string::npos || efull.out.find("No space left") != std::string::npos)
+      << efull.out;
+  std::printf("export on a full disk: %s\n", efull.LastLine().c_str());
+  EXPECT_FALSE(fs::exists(out + "/dataset.zip")) << "a partial archive was left under the final name";
+  EXPECT_EQ(IntegrityCheck(ws), "ok");
+  disk.Clear();
+  Outcome eagain = Moeforge("export -w " + ws + " --format stylegan --out " + out);
+  ASSERT_EQ(eagain.status, 0) << eagain.out;
+  EXPECT_GT(fs::file_size(out + "/dataset.zip"), 100000u);
+}
+
 TEST(DiskFault, AReadOnlyWorkspaceIsRefusedNamingTheDatabase) {
   SmallDisk disk("readonly", 64 << 20);
   if (!disk.ok()) GTEST_SKIP() << disk.why();
