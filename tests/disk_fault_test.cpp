@@ -208,10 +208,10 @@ TEST(DiskFault, DetectOnAFullDiskStopsNamingTheFileAndResumes) {
   EXPECT_GT(crops, 0);
 }
 
-// Tag (with the tiny WD14 fixture, so no LibTorch training is needed) and export on a
-// disk that fills up.
-TEST(DiskFault, TagAndExportOnAFullDiskStopNamingTheFileAndResume) {
-  SmallDisk disk("tag_export", 64 << 20);
+// Tag (with the tiny WD14 fixture, so no tagger training is needed), export, and a
+// training checkpoint, each on a disk that fills up.
+TEST(DiskFault, TagExportAndTrainCheckpointOnAFullDiskStopNamingTheFileAndResume) {
+  SmallDisk disk("tag_export", 192 << 20);
   if (!disk.ok()) GTEST_SKIP() << disk.why();
   if (!HaveCascade()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
   DemoBooruProcess booru("--posts 40 --seed 10");
@@ -253,6 +253,27 @@ TEST(DiskFault, TagAndExportOnAFullDiskStopNamingTheFileAndResume) {
   Outcome eagain = Moeforge("export -w " + ws + " --format stylegan --out " + out);
   ASSERT_EQ(eagain.status, 0) << eagain.out;
   EXPECT_GT(fs::file_size(out + "/dataset.zip"), 100000u);
+
+  // A training checkpoint (tens of MB at 32 px) that does not fit: the run stops at the
+  // checkpoint naming the file, leaves no partial checkpoint, and resumes once there is room.
+  const std::string train = "train -w " + ws + " --resolution 32 --steps 4 --batch 8 --checkpoint-every 2 "
+                            "--sample-every 2 --snapshot-every 2";
+  disk.FillLeaving(24 << 20);
+  Outcome tfull = Moeforge(train);
+  EXPECT_NE(tfull.status, 0) << tfull.out;
+  EXPECT_NE(tfull.out.find(ws + "/runs/run/checkpoint.pt"), std::string::npos) << tfull.out;
+  EXPECT_NE(tfull.out.find("No space left"), std::string::npos) << tfull.out;
+  std::printf("train checkpoint on a full disk: %s\n", tfull.LastLine().c_str());
+  EXPECT_FALSE(fs::exists(ws + "/runs/run/checkpoint.pt"));
+  int tmp_left = 0;
+  for (auto& e : fs::directory_iterator(ws + "/runs/run")) tmp_left += e.path().string().find(".tmp.") != std::string::npos;
+  EXPECT_EQ(tmp_left, 0) << "a partial checkpoint was left behind";
+  disk.Clear();
+  EXPECT_EQ(IntegrityCheck(ws), "ok");
+  Outcome tagain = Moeforge(train + " --resume");
+  ASSERT_EQ(tagain.status, 0) << tagain.out;
+  EXPECT_TRUE(fs::exists(ws + "/runs/run/checkpoint.pt"));
+  EXPECT_EQ(Count(ws, "SELECT step FROM runs WHERE name = 'run'"), 4);
 }
 
 TEST(DiskFault, AReadOnlyWorkspaceIsRefusedNamingTheDatabase) {
