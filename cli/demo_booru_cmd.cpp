@@ -46,6 +46,26 @@ Command AddDemoBooruCommand(CLI::App& root) {
                 "Render each post when first asked for instead of all before listening (faster start, "
                 "slower first pages)")
       ->capture_default_str();
+  app->add_option("--page-cap", o->booru.page_cap, "Highest numbered page served (Danbooru's is 1000)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app->add_flag("--anon-tag-limit", o->booru.anon_tag_limit,
+                "Refuse anonymous searches of more than 2 (Danbooru) or 6 (Moebooru) terms");
+  app->add_option("--challenge-after", o->booru.challenge_after,
+                  "Answer every request after the first N with a Cloudflare-style challenge (-1: never)")
+      ->capture_default_str();
+  app->add_option("--unavailable", o->booru.unavailable_rate,
+                  "Share of posts deleted, banned, restricted, video or ugoira")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--webp", o->booru.webp_rate, "Share of posts whose original is WebP")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--sample-px", o->booru.sample_px,
+                  "Serve a JPEG sample this large (longer side) for bigger posts (0: none; Danbooru's is 850)")
+      ->capture_default_str();
+  app->add_option("--file-host", o->booru.file_host, "Host name for file URLs (same port), e.g. localhost")
+      ->capture_default_str();
   app->add_flag("--json", o->json, "Print the closing summary as JSON")->capture_default_str();
 
   return {app, [o]() -> int {

@@ -94,7 +94,12 @@ OptionTable CrawlOptionTable(crawler::CrawlOptions* o) {
   t.Add("tags", &o->tags, "Tag query for booru APIs, e.g. \"solo -monochrome\"");
   t.Add("limit", &o->limit, "Take at most this many posts/files (0: all)");
   t.Add("concurrency", &o->concurrency, "Image transfers in flight");
-  t.Add("rate", &o->rate, "API requests per second per host (0: polite default, 0.5-1.5 s apart; unlimited on loopback)");
+  t.Add("rate", &o->rate,
+        "Requests per second to the site, API and file hosts together (0: polite default, one every 0.5-1.5 s; "
+        "unlimited on loopback)");
+  t.Add("jitter", &o->jitter_s, "Seconds added at random to each interval (-1: 1 s with the polite default, 0 with --rate)");
+  t.Add("retry_after_max", &o->retry_after_max_s,
+        "Honour a site's Retry-After up to this many seconds (longer waits are cut to this, with a message)");
   t.Add("robots", &o->robots, "robots.txt: auto (obey for urls/html, not for API pages), obey, ignore");
   t.Add("contact", &o->user_agent_contact, "E-mail or URL put in the User-Agent so site operators can reach you");
   t.Add("labels", &o->labels,
@@ -110,6 +115,18 @@ OptionTable CrawlOptionTable(crawler::CrawlOptions* o) {
   t.Add("retries", &o->retries, "Extra attempts for transient failures (5xx, 429, timeouts)");
   t.Add("ca_file", &o->ca_file, "Also trust the CA certificates in this PEM file for https (a private mirror)")
       .Check(CLI::ExistingFile);
+  t.Add("min_size", &o->min_size, "Booru: skip posts smaller than WxH (from the API's sizes, before download)");
+  t.Add("aspect", &o->aspect, "Booru: keep width/height within MIN:MAX, e.g. 0.5:2");
+  t.Add("rating", &o->rating, "Booru: keep only these ratings, e.g. g,s or general,sensitive");
+  t.Add("exclude_tags", &o->exclude_tags, "Booru: skip posts with any of these tags (space separated)");
+  t.Add("ext", &o->ext, "Booru: keep only these file types, e.g. jpg,png,webp");
+  t.Add("max_posts_per_query", &o->max_posts_per_query, "Booru: stop a query after this many posts passed the filters");
+  t.Add("variant", &o->variant,
+        "Booru: original, sample (the site's smaller rendition), or auto (the smallest with a short side of at "
+        "least --min-variant-px)")
+      .Check(CLI::IsMember({"original", "sample", "auto"}));
+  t.Add("min_variant_px", &o->min_variant_px, "--variant auto: the shorter side a rendition needs");
+  t.Add("write_metadata", &o->write_metadata, "Write <sha256>.json beside each stored blob: the post's API record");
   t.Add("quiet", &o->quiet, "No progress line");
   return t;
 }

@@ -134,6 +134,19 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
+bool IsChallenge(int status, const std::map<std::string, std::string>& headers, const std::string& body) {
+  if (status != 403 && status != 503 && status != 429) return false;
+  auto h = headers.find("cf-mitigated");
+  if (h != headers.end() && h->second.find("challenge") != std::string::npos) return true;
+  auto srv = headers.find("server");
+  bool cloudflare = srv != headers.end() && srv->second.find("cloudflare") != std::string::npos;
+  std::string head = body.substr(0, 16384);
+  bool markers = head.find("<title>Just a moment...</title>") != std::string::npos ||
+                 head.find("/cdn-cgi/challenge-platform/") != std::string::npos ||
+                 head.find("cf_chl_opt") != std::string::npos;
+  return markers && (cloudflare || status != 429);
+}
+
 double ParseRetryAfter(const std::string& value, double now_unix) {
   std::string v = Trim(value);
   if (v.empty()) return -1;
@@ -173,6 +186,8 @@ struct HostState {
   double interval = -1;  // <0: the client's default
   int max_per = -1;
   int64_t completed = 0;  // attempts finished: the connection slow start's progress
+  bool challenged = false;  // a challenge page came back: nothing more is sent
+  double jitter = -1;       // <0: the client's default
 };
 
 size_t OnBody(char* p, size_t size, size_t n, void* ud) {
@@ -245,7 +260,12 @@ struct Client::Engine {
 
   mutable std::mutex mu;
   std::deque<Item*> inbox;
-  std::unordered_map<std::string, std::pair<double, int>> policy_inbox;
+  struct Policy {
+    double interval;
+    int max_per;
+    double jitter;
+  };
+  std::unordered_map<std::string, Policy> policy_inbox;
   bool stop = false;
   std::atomic<int64_t> pending{0};
   ClientStats stats;  // guarded by mu
@@ -367,7 +387,7 @@ struct Client::Engine {
     h.active++;
     active++;
     double iv = IntervalOf(h);
-    if (iv > 0) h.next_start = now + iv + opts.interval_jitter_s * Jitter01();
+    if (iv > 0) h.next_start = now + iv + (h.jitter >= 0 ? h.jitter : opts.interval_jitter_s) * Jitter01();
     std::lock_guard<std::mutex> l(mu);
     stats.requests++;
   }
@@ -407,7 +427,10 @@ struct Client::Engine {
     r.error_detail.clear();
     bool retry = false;
     double retry_after = -1;
-    if (code == CURLE_OK) {
+    if (code == CURLE_OK && IsChallenge(static_cast<int>(status), r.headers, r.body)) {
+      r.error = "challenge";
+      h.challenged = true;
+    } else if (code == CURLE_OK) {
       if (status == 429 || status == 503 || status == 500 || status == 502 || status == 504) {
         retry = true;
         retry_after = ParseRetryAfter(r.Header("retry-after"), static_cast<double>(std::time(nullptr)));
@@ -458,6 +481,10 @@ struct Client::Engine {
       double wait;
       if (retry_after >= 0) {
         wait = std::min(retry_after, opts.retry_after_max_s);
+        if (retry_after > opts.retry_after_max_s) {
+          std::lock_guard<std::mutex> l(mu);
+          stats.retry_after_cut_s = std::max(stats.retry_after_cut_s, retry_after);
+        }
         // The whole host is asked to wait, not only this request.
         h.next_start = std::max(h.next_start, now + wait);
       } else {
@@ -488,8 +515,9 @@ struct Client::Engine {
         }
         inbox.clear();
         for (auto& [origin, p] : policy_inbox) {
-          Host(origin).interval = p.first;
-          Host(origin).max_per = p.second;
+          Host(origin).interval = p.interval;
+          Host(origin).max_per = p.max_per;
+          Host(origin).jitter = p.jitter;
         }
         policy_inbox.clear();
       }
@@ -521,8 +549,14 @@ struct Client::Engine {
           }
           Item* it = h.queue.front();
           h.queue.pop_front();
-          Start(it, h, now);
           progressed = true;
+          if (h.challenged) {
+            it->resp.error = "challenge";
+            it->resp.error_detail = "not sent: the site answered an earlier request with a challenge page";
+            Complete(it);
+            continue;
+          }
+          Start(it, h, now);
         }
       }
       int running = 0;
@@ -570,17 +604,17 @@ struct Client::Engine {
 Client::Client(ClientOptions opts) : e_(std::make_unique<Engine>(std::move(opts))) {}
 Client::~Client() = default;
 
-void Client::SetHostPolicy(const std::string& origin, double min_interval_s, int max_per_host) {
+void Client::SetHostPolicy(const std::string& origin, double min_interval_s, int max_per_host, double jitter_s) {
   {
     std::lock_guard<std::mutex> l(e_->mu);
-    e_->policy_inbox[origin] = {min_interval_s, max_per_host};
+    e_->policy_inbox[origin] = {min_interval_s, max_per_host, jitter_s};
   }
   curl_multi_wakeup(e_->multi);
 }
 
 void Client::Fetch(Request req, std::function<void(Response)> done) {
   auto* it = new Item;
-  it->origin = OriginOf(req.url);
+  it->origin = req.budget.empty() ? OriginOf(req.url) : req.budget;
   it->req = std::move(req);
   it->done = std::move(done);
   e_->pending++;

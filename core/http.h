@@ -52,6 +52,9 @@ struct Request {
   std::string if_modified_since; // Last-Modified for a conditional GET
   bool head = false;             // HEAD instead of GET
   bool urgent = false;           // goes ahead of its host's queue (API pages before images)
+  // The origin whose pacing, concurrency and queue this request shares ("" its own): a
+  // site's file hosts share its API's budget.
+  std::string budget;
 };
 
 struct Response {
@@ -63,7 +66,8 @@ struct Response {
   // Empty when an HTTP response arrived. Otherwise a short machine-readable reason:
   // too_large, timeout, connect, truncated, redirect_scheme (a redirect to a scheme other
   // than http/https), redirect_loop, bad_url,
-  // transport, cancelled.
+  // transport, cancelled, challenge (a Cloudflare-style browser check, 403/503: never
+  // retried, and every later request to the same budget fails with it unsent).
   std::string error;
   std::string error_detail;      // libcurl's message, for logs
   int attempts = 0;
@@ -80,6 +84,7 @@ struct ClientStats {
   int64_t bytes = 0;      // body bytes received
   int64_t completed = 0;
   int64_t http2 = 0;      // attempts answered over HTTP/2
+  double retry_after_cut_s = 0;  // the longest Retry-After cut to retry_after_max_s (0: none)
 };
 
 class Client {
@@ -89,8 +94,9 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Overrides min_interval_s / max_per_host for one origin ("http://host:port").
-  void SetHostPolicy(const std::string& origin, double min_interval_s, int max_per_host);
+  // Overrides min_interval_s / max_per_host (and interval_jitter_s, when >= 0) for one
+  // origin ("http://host:port") or budget (Request::budget).
+  void SetHostPolicy(const std::string& origin, double min_interval_s, int max_per_host, double jitter_s = -1);
   // Queues a request; `done` runs once on the engine thread.
   void Fetch(Request req, std::function<void(Response)> done);
   // Blocking convenience.
@@ -117,6 +123,9 @@ std::string ResolveUrl(const std::string& base, const std::string& ref);
 bool IsLoopbackHost(const std::string& host);
 // Percent-encodes a query value.
 std::string UrlEncode(const std::string& s);
+// Whether a 403/503 answer is a bot challenge page (cf-mitigated: challenge, or Cloudflare's
+// "Just a moment..." / challenge-platform markers) rather than the site's own refusal.
+bool IsChallenge(int status, const std::map<std::string, std::string>& headers, const std::string& body);
 // Retry-After: delta seconds or an HTTP-date; negative when absent or unreadable.
 double ParseRetryAfter(const std::string& value, double now_unix);
 

@@ -77,6 +77,8 @@ std::string ExtOf(const std::string& url) {
   return AsciiLower(path.substr(dot + 1));
 }
 
+bool IsVideoExt(const std::string& e) { return e == "mp4" || e == "webm" || e == "swf" || e == "mkv"; }
+
 bool IsImageExt(const std::string& e) {
   return e.empty() || e == "jpg" || e == "jpeg" || e == "png" || e == "gif" || e == "webp" || e == "bmp";
 }
@@ -178,7 +180,42 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
     if (all.empty()) all = Str(o, "tags");
     for (auto& t : SplitWs(all)) p.tags.emplace_back(t, "");
   }
-  if (p.file_url.empty()) {
+  // Smaller renditions.
+  auto add_variant = [&](const std::string& name, const std::string& url, int64_t w, int64_t h) {
+    if (url.empty()) return;
+    std::string abs = http::ResolveUrl(base + "/", url);
+    if (abs == p.file_url) return;
+    for (const auto& v : p.variants)
+      if (v.url == abs) return;
+    p.variants.push_back(PostVariant{name, abs, w, h});
+  };
+  auto ma = o.find("media_asset");
+  if (ma != o.end() && ma->is_object() && ma->contains("variants") && (*ma)["variants"].is_array()) {
+    for (const auto& v : (*ma)["variants"])
+      if (v.is_object() && Str(v, "type") != "original") add_variant(Str(v, "type"), Str(v, "url"), Int(v, "width"), Int(v, "height"));
+  }
+  if (d == Dialect::kDanbooru) {
+    std::string large = Str(o, "large_file_url");
+    if (!large.empty() && http::ResolveUrl(base + "/", large) != p.file_url) {
+      // Danbooru's sample is 850 px wide (older responses carry no variant sizes).
+      int64_t w = p.width > 850 ? 850 : p.width;
+      int64_t h = p.width > 0 ? p.height * w / p.width : 0;
+      add_variant("sample", large, w, h);
+    }
+  } else {
+    add_variant("sample", Str(o, "sample_url"), Int(o, "sample_width"), Int(o, "sample_height"));
+    add_variant("jpeg", Str(o, "jpeg_url"), Int(o, "jpeg_width"), Int(o, "jpeg_height"));
+  }
+  std::string status = AsciiLower(Str(o, "status"));
+  if (Str(o, "is_deleted") == "true" || status == "deleted") {
+    p.skip_reason = "deleted";
+  } else if (Str(o, "is_banned") == "true") {
+    p.skip_reason = "banned";
+  } else if (p.file_ext == "zip" || p.file_ext == "ugoira") {
+    p.skip_reason = "ugoira";
+  } else if (IsVideoExt(p.file_ext)) {
+    p.skip_reason = "video";
+  } else if (p.file_url.empty()) {
     p.skip_reason = "restricted";  // the site withholds the file from this user
   } else if (!IsImageExt(p.file_ext)) {
     p.skip_reason = "not_image";
@@ -269,6 +306,53 @@ std::string PostPageUrl(Dialect d, const std::string& base_url, const std::strin
     case Dialect::kGelbooru:
       return base + "/index.php?page=dapi&s=post&q=index&json=1&tags=" + t + "&pid=" + std::to_string(page - 1) +
              "&limit=" + std::to_string(limit) + auth;
+  }
+  return "";
+}
+
+std::string CursorPageUrl(Dialect d, const std::string& base_url, const std::string& tags, int64_t before_id,
+                          int limit, const std::string& auth) {
+  std::string base = StripSlash(base_url);
+  std::string cursor_tag = "id:<" + std::to_string(before_id);
+  std::string with_cursor = Trim(tags).empty() ? cursor_tag : Trim(tags) + " " + cursor_tag;
+  switch (d) {
+    case Dialect::kDanbooru:
+      return base + "/posts.json?tags=" + http::UrlEncode(tags) + "&page=b" + std::to_string(before_id) +
+             "&limit=" + std::to_string(limit) + auth;
+    case Dialect::kMoebooru:
+      return base + "/post.json?tags=" + http::UrlEncode(with_cursor) + "&page=1&limit=" + std::to_string(limit) +
+             auth;
+    case Dialect::kGelbooru:
+      return base + "/index.php?page=dapi&s=post&q=index&json=1&tags=" + http::UrlEncode(with_cursor) +
+             "&pid=0&limit=" + std::to_string(limit) + auth;
+  }
+  return "";
+}
+
+bool OrdersOtherThanNewest(const std::string& tags) {
+  for (const auto& t : SplitWs(AsciiLower(tags))) {
+    if (t.rfind("order:", 0) == 0 || t.rfind("sort:", 0) == 0) {
+      if (t == "order:id_desc" || t == "sort:id:desc" || t == "sort:id") continue;
+      return true;
+    }
+  }
+  return false;
+}
+
+int AnonymousTagLimit(Dialect d) {
+  switch (d) {
+    case Dialect::kDanbooru: return 2;
+    case Dialect::kMoebooru: return 6;
+    case Dialect::kGelbooru: return 0;
+  }
+  return 0;
+}
+
+std::string CredentialVariables(Dialect d) {
+  switch (d) {
+    case Dialect::kDanbooru: return "MOEFORGE_DANBOORU_LOGIN and MOEFORGE_DANBOORU_API_KEY";
+    case Dialect::kMoebooru: return "MOEFORGE_MOEBOORU_LOGIN and MOEFORGE_MOEBOORU_PASSWORD_HASH";
+    case Dialect::kGelbooru: return "MOEFORGE_GELBOORU_USER_ID and MOEFORGE_GELBOORU_API_KEY";
   }
   return "";
 }

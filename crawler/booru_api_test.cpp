@@ -146,7 +146,11 @@ TEST(BooruApi, EdgeShapes) {
       {"", true, 0, ""},
       // Danbooru: a post the user may not see has no md5 / file_url.
       {R"([{"id":7,"rating":"e","image_width":10,"image_height":10,"tag_string":"a b"}])", true, 1, "restricted"},
-      {R"([{"id":8,"file_url":"https://x/y.mp4","file_ext":"mp4","tag_string":"a"}])", true, 1, "not_image"},
+      {R"([{"id":8,"file_url":"https://x/y.mp4","file_ext":"mp4","tag_string":"a"}])", true, 1, "video"},
+      {R"([{"id":8,"file_url":"https://x/y.zip","file_ext":"zip","tag_string":"a"}])", true, 1, "ugoira"},
+      {R"([{"id":8,"file_url":"https://x/y.psd","file_ext":"psd","tag_string":"a"}])", true, 1, "not_image"},
+      {R"([{"id":8,"is_banned":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "banned"},
+      {R"([{"id":8,"is_deleted":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "deleted"},
       {R"({"success":false,"message":"You cannot search for more than 2 tags at a time."})", false, 0, ""},
       {"<html><body>oops", false, 0, ""},
       {"{not json", false, 0, ""},
@@ -177,6 +181,67 @@ TEST(XmlReader, TolerantButNotBlind) {
   EXPECT_FALSE(ParseXml("<a><b></a>").ok());
   EXPECT_FALSE(ParseXml("<a>").ok());
   EXPECT_FALSE(ParseXml("no xml").ok());
+}
+
+}  // namespace
+}  // namespace moeforge::crawler
+
+namespace moeforge::crawler {
+namespace {
+
+// Each recorded response's page continues through the id cursor that site documents:
+// Danbooru `page=b<ID>` (its API help: "b" + id for the posts before it), Moebooru and
+// Gelbooru the `id:<ID` metatag on their first page. The cursor is the page's lowest id.
+TEST(BooruApi, CursorUrlFromEveryRecordedResponse) {
+  for (const Case& c : kCases) {
+    auto page = Load(c);
+    ASSERT_TRUE(page.ok()) << c.file << ": " << page.status().ToString();
+    int64_t low = 0;
+    for (const auto& p : page->posts) {
+      int64_t id = std::stoll(p.remote_id);
+      low = low == 0 ? id : std::min(low, id);
+      for (const auto& v : p.variants) EXPECT_EQ(v.url.rfind("http", 0), 0u) << c.file << " " << v.url;
+    }
+    ASSERT_GT(low, 0) << c.file;
+    std::string id = std::to_string(low), base = c.base;
+    std::string want;
+    switch (c.dialect) {
+      case Dialect::kDanbooru:
+        want = base + "/posts.json?tags=1girl%20solo&page=b" + id + "&limit=20";
+        break;
+      case Dialect::kMoebooru:
+        want = base + "/post.json?tags=1girl%20solo%20id%3A%3C" + id + "&page=1&limit=20";
+        break;
+      case Dialect::kGelbooru:
+        want = base + "/index.php?page=dapi&s=post&q=index&json=1&tags=1girl%20solo%20id%3A%3C" + id + "&pid=0&limit=20";
+        break;
+    }
+    EXPECT_EQ(CursorPageUrl(c.dialect, c.base, "1girl solo", low, 20), want) << c.file;
+  }
+  EXPECT_EQ(CursorPageUrl(Dialect::kGelbooru, "https://gelbooru.com", "", 7, 100),
+            "https://gelbooru.com/index.php?page=dapi&s=post&q=index&json=1&tags=id%3A%3C7&pid=0&limit=100");
+  EXPECT_TRUE(OrdersOtherThanNewest("solo order:score"));
+  EXPECT_FALSE(OrdersOtherThanNewest("solo order:id_desc"));
+}
+
+// The recorded Danbooru responses with a sample: large_file_url (2020) or the
+// media_asset variants (2023) become renditions with sizes.
+TEST(BooruApi, RecordedSamplesBecomeVariants) {
+  auto page = Load(kCases[2]);  // posts_2020-07_grabber.json: has_large posts
+  ASSERT_TRUE(page.ok());
+  int with_sample = 0;
+  for (const auto& p : page->posts)
+    for (const auto& v : p.variants)
+      if (v.name == "sample") {
+        ++with_sample;
+        EXPECT_NE(v.url.find("/data/sample/"), std::string::npos) << v.url;
+        EXPECT_EQ(v.width, std::min<int64_t>(850, p.width));
+      }
+  EXPECT_GT(with_sample, 0);
+  auto modern = Load(kCases[5]);  // posts_2023-06_boorusphere.json: media_asset variants
+  ASSERT_TRUE(modern.ok());
+  ASSERT_FALSE(modern->posts[0].variants.empty());
+  EXPECT_GT(modern->posts[0].variants.back().width, 0);
 }
 
 }  // namespace

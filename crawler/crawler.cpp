@@ -52,7 +52,10 @@ Status SweepOrphanBlobs(const Workspace& ws, db::Database& db, int64_t* removed)
     if (ec) break;
     if (!it->is_regular_file()) continue;
     std::string name = it->path().filename().string();
-    if (name.find(".tmp.") != std::string::npos || !known.count(name)) doomed.push_back(it->path());
+    // A metadata sidecar (<sha256>.json, --write-metadata) lives as long as its blob.
+    std::string key = name;
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, ".json") == 0) key.resize(key.size() - 5);
+    if (name.find(".tmp.") != std::string::npos || !known.count(key)) doomed.push_back(it->path());
   }
   for (const auto& p : doomed) {
     fs::remove(p, ec);
@@ -136,7 +139,10 @@ Result<db::StageSummary> Crawl(const Workspace& ws, const CrawlOptions& opts) {
   nlohmann::json params = {{"source", o.source}, {"url", o.url},          {"tags", o.tags},
                            {"limit", o.limit},   {"concurrency", o.concurrency}, {"rate", o.rate},
                            {"robots", o.robots}, {"max_bytes", o.max_bytes}, {"max_pixels", o.max_pixels},
-                           {"near_dup_threshold", o.near_dup_threshold}};
+                           {"near_dup_threshold", o.near_dup_threshold}, {"variant", o.variant},
+                           {"min_size", o.min_size}, {"aspect", o.aspect}, {"rating", o.rating},
+                           {"exclude_tags", o.exclude_tags}, {"ext", o.ext},
+                           {"max_posts_per_query", o.max_posts_per_query}};
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(*wdb, "crawl", params));
   {
     MF_ASSIGN_OR_RETURN(db::Stmt st, wdb->Prepare("INSERT OR IGNORE INTO sources(kind, url) VALUES(?,?)"));
@@ -158,7 +164,8 @@ Result<db::StageSummary> Crawl(const Workspace& ws, const CrawlOptions& opts) {
       const std::string transient =
           "f.source_id=? AND f.kind='image' AND f.state='failed' AND f.attempts < 20 AND "
           "(f.error LIKE 'timeout%' OR f.error LIKE 'truncated%' OR f.error LIKE 'connect%' OR "
-          "f.error LIKE 'transport%' OR f.error LIKE 'http_5%' OR f.error LIKE 'http_429%')";
+          "f.error LIKE 'transport%' OR f.error LIKE 'http_5%' OR f.error LIKE 'http_429%' OR "
+          "f.error LIKE 'challenge%')";
       MF_ASSIGN_OR_RETURN(db::Stmt a, wdb->Prepare("UPDATE posts SET state='pending', error=NULL WHERE id IN "
                                                    "(SELECT f.post_id FROM frontier f WHERE " + transient + ")"));
       MF_RETURN_IF_ERROR(a.Bind(1, source_id).Run());

@@ -40,9 +40,10 @@ struct CrawlOptions {
   std::string tags;     // API tag query ("solo -monochrome")
   int64_t limit = 0;    // posts (or files) to take from the source; 0 = all
   int concurrency = 8;  // image transfers in flight (and per image host)
-  // API requests per second per host; 0 = the polite default (one request every 0.5-1.5 s)
-  // or, on loopback, unlimited.
+  // Requests per second to one site, API pages and its file hosts sharing one budget;
+  // 0 = the polite default (one request every 0.5-1.5 s) or, on loopback, unlimited.
   double rate = 0;
+  double jitter_s = -1;  // added at random to each interval; -1: 1 s with the polite default (0.5-1.5 s), 0 with --rate
   std::string robots = "auto";  // auto (obey for urls/html, not for API pages)|obey|ignore
   std::string user_agent_contact;  // goes into the User-Agent: "moeforge/0.1.0 (+CONTACT)"
   std::string labels;   // dir: a CSV of file,tags... (default: labels.csv / tags.csv there)
@@ -54,6 +55,20 @@ struct CrawlOptions {
   double timeout_s = 20;              // low-speed (stall) timeout per transfer
   int retries = 3;                    // extra attempts for transient failures
   std::string ca_file;                // extra CA certificates (PEM) to trust for https
+  // ---- booru APIs: what to take (decided on the API's metadata, before any download;
+  // a filtered post is recorded as skipped with error "filtered:<reason>") ----
+  std::string min_size;               // "WxH": both sides at least this ("" none)
+  std::string aspect;                 // "MIN:MAX" of width/height, e.g. "0.5:2" ("" none)
+  std::string rating;                 // allowed ratings, letters or words: "g,s" ("" any)
+  std::string exclude_tags;           // a blacklist: posts with any of these tags are skipped
+  std::string ext;                    // allowed file types: "jpg,png,webp" ("" any image)
+  int64_t max_posts_per_query = 0;    // stop a query after this many posts passed the filters
+  // original | sample (the site's sample when it has one) | auto (the smallest rendition
+  // whose shorter side is at least min_variant_px, else the original)
+  std::string variant = "original";
+  int min_variant_px = 800;
+  double retry_after_max_s = 600;     // a site's Retry-After is honoured up to this long
+  bool write_metadata = false;        // <sha256>.json beside each blob: the post's API record
   bool json = false;                  // summary as JSON (the CLI prints it)
   bool quiet = false;                 // no progress line
 };

@@ -243,6 +243,15 @@ std::set<std::string> Kept(Env& env) {
   return out;
 }
 
+// The images whose faces the dataset (v_faces) lists.
+std::set<std::string> FacesListed(Env& env) {
+  auto db = env.Db();
+  auto st = db->Prepare("SELECT DISTINCT image_sha256 FROM v_faces").value();
+  std::set<std::string> out;
+  while (st.Step().value()) out.insert(st.Text(0));
+  return out;
+}
+
 TEST(CrawlBestCopy, DetectRunsOncePerKeptCopy) {
   std::string bin = Binary();
   ASSERT_TRUE(fs::exists(bin)) << bin << " is not built (the moeforge target)";
@@ -276,6 +285,14 @@ TEST(CrawlBestCopy, DetectRunsOncePerKeptCopy) {
     if (!kept1.count(sha)) new_kept.insert(sha);
   EXPECT_EQ(added, new_kept);
   for (const auto& sha : kept2) EXPECT_TRUE(after.count(sha)) << sha << " kept but never detected";
+  // The faces found on a replaced copy stay in `faces` but leave the dataset.
+  auto listed = FacesListed(env);
+  int replaced_listed = 0;
+  for (const auto& sha : listed) {
+    EXPECT_TRUE(kept2.count(sha)) << sha << ": faces of an image that is not a kept copy are in v_faces";
+    replaced_listed += kept1.count(sha) && !kept2.count(sha);
+  }
+  EXPECT_EQ(replaced_listed, 0);
   CheckInvariants(env);
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -48,6 +49,7 @@ NewPost FromRecord(const PostRecord& r) {
   p.height = r.height;
   p.tags = r.tags;
   p.skip_reason = r.skip_reason;
+  p.variant = "original";
   return p;
 }
 
@@ -76,6 +78,7 @@ Status Frontier::Run(PostSource& source) {
   pool_->Wait();
   Status f = writer_->Flush();
   if (f.ok()) ingest_->RemoveSupersededBlobs();
+  if (f.ok() && o_.write_metadata) f = WriteSidecars();
   progress_->Finish();
   if (!s.ok()) return s;
   return f;
@@ -123,7 +126,7 @@ void Frontier::MakeClient() {
   co.max_retries = o_.retries;
   co.backoff_base_s = 0.25;
   co.backoff_max_s = 10;
-  co.retry_after_max_s = 60;
+  co.retry_after_max_s = o_.retry_after_max_s;
   co.max_redirects = 5;
   co.ca_file = o_.ca_file;
   http_ = std::make_unique<http::Client>(co);
@@ -132,17 +135,24 @@ void Frontier::MakeClient() {
     bool loop = http::IsLoopbackHost(http::HostOf(o_.url));
     api_origin_ = origin;
     if (o_.source == "danbooru" || o_.source == "moebooru" || o_.source == "gelbooru" || o_.source == "html") {
+      // One budget for the site: image requests of booru sources share the API origin's
+      // (set_image_budget), so the pacing printed here is what the site sees in all.
+      bool booru = o_.source != "html";
+      const char* what = booru ? "requests to the site (API and file hosts together)" : "requests per host";
       if (o_.rate > 0) {
-        http_->SetHostPolicy(origin, 1.0 / o_.rate, loop ? o_.concurrency : 1);
-        policy_ = fmt::format("{:.3g} requests/s", o_.rate);
+        double iv = 1.0 / o_.rate, jit = o_.jitter_s >= 0 ? o_.jitter_s : 0;
+        http_->SetHostPolicy(origin, iv, loop ? o_.concurrency : 1, jit);
+        policy_ = fmt::format("{} {:.3g}-{:.3g} s apart ({:.3g}/s)", what, iv, iv + jit, o_.rate);
       } else if (loop) {
-        http_->SetHostPolicy(origin, 0, o_.concurrency);
+        http_->SetHostPolicy(origin, 0, o_.concurrency, 0);
         policy_ = "loopback: no rate limit";
       } else {
         // gallery-dl's default for booru APIs: one request at a time, 0.5-1.5 s apart.
-        http_->SetHostPolicy(origin, 0.5, 1);
-        policy_ = "one request at a time, 0.5-1.5 s apart";
+        double jit = o_.jitter_s >= 0 ? o_.jitter_s : 1.0;
+        http_->SetHostPolicy(origin, 0.5, 1, jit);
+        policy_ = fmt::format("one at a time, {} 0.5-{:.3g} s apart", what, 0.5 + jit);
       }
+      if (booru) image_budget_ = origin;
     }
   }
 }
@@ -207,10 +217,21 @@ Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(const std::vector<
     std::string now = db::NowIso();
     MF_ASSIGN_OR_RETURN(db::Stmt * up, db.Cached(
         "INSERT INTO posts(source_id, remote_id, md5, file_url, page_url, rating, width, height, file_ext, "
-        "created_at, state, error, meta_json, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(source_id, remote_id) DO UPDATE SET md5=excluded.md5, file_url=excluded.file_url, "
-        "rating=excluded.rating, meta_json=excluded.meta_json, updated_at=excluded.updated_at "
+        "created_at, state, error, meta_json, updated_at, variant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(source_id, remote_id) DO UPDATE SET rating=excluded.rating, meta_json=excluded.meta_json, "
+        "updated_at=excluded.updated_at, "
+        // A post not yet had takes what this pass decided (its filters, its rendition); one
+        // stored or linked keeps the file it was stored from.
+        "md5=CASE WHEN posts.state IN ('stored','duplicate') THEN posts.md5 ELSE excluded.md5 END, "
+        "file_url=CASE WHEN posts.state IN ('stored','duplicate') THEN posts.file_url ELSE excluded.file_url END, "
+        "variant=CASE WHEN posts.state IN ('stored','duplicate') THEN posts.variant ELSE excluded.variant END, "
+        "state=CASE WHEN posts.state IN ('pending','failed') AND excluded.error LIKE 'filtered:%' THEN 'skipped' "
+        "  WHEN posts.state='skipped' AND posts.error LIKE 'filtered:%' THEN excluded.state ELSE posts.state END, "
+        "error=CASE WHEN posts.state IN ('pending','failed') AND excluded.error LIKE 'filtered:%' THEN excluded.error "
+        "  WHEN posts.state='skipped' AND posts.error LIKE 'filtered:%' THEN excluded.error ELSE posts.error END "
         "RETURNING id, state"));
+    MF_ASSIGN_OR_RETURN(db::Stmt * unqueue, db.Cached(
+        "UPDATE frontier SET state='skipped', error=?, updated_at=? WHERE post_id=? AND kind='image' AND state='queued'"));
     MF_ASSIGN_OR_RETURN(db::Stmt * tag,
                         db.Cached("INSERT OR IGNORE INTO source_tags(post_id, tag, category) VALUES(?,?,?)"));
     MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
@@ -231,6 +252,7 @@ Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(const std::vector<
       BindText(up, 12, p.skip_reason);
       BindText(up, 13, p.meta_json);
       up->Bind(14, now);
+      BindText(up, 15, p.variant);
       MF_ASSIGN_OR_RETURN(bool row, up->Step());
       if (!row) return Status::Internal("post upsert returned nothing");
       int64_t pid = up->Int(0);
@@ -243,6 +265,7 @@ Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(const std::vector<
       }
       if (state == "skipped") {
         skipped->push_back(p.skip_reason.empty() ? "skipped" : p.skip_reason);
+        if (p.skip_reason.rfind("filtered:", 0) == 0) MF_RETURN_IF_ERROR(unqueue->BindAll(p.skip_reason, now, pid).Run());
         continue;
       }
       if (state != "pending" && state != "failed") continue;  // stored or linked before
@@ -297,6 +320,7 @@ void Frontier::ScheduleImages(const std::vector<ImageJob>& jobs) {
     http::Request rq;
     rq.url = j.url;
     rq.max_bytes = o_.max_bytes;
+    rq.budget = image_budget_;
     ImageJob job = j;
     http_->Fetch(rq, [this, job](http::Response r) {
       auto resp = std::make_shared<http::Response>(std::move(r));
@@ -310,6 +334,7 @@ void Frontier::ScheduleImages(const std::vector<ImageJob>& jobs) {
         it.attempts = resp->attempts;
         it.content_type = resp->Header("content-type");
         it.x_robots_tag = resp->Header("x-robots-tag");
+        if (resp->error == "challenge") challenged_ = true;
         if (!resp->ok()) {
           it.fail_reason = resp->Reason();
           it.fail_detail = resp->error_detail;
@@ -376,6 +401,28 @@ void Frontier::DrawProgress() {
   progress_->Update(counters_.finished(),
                     fmt::format("{} pages {:.1f} MB {} stored {} skipped {} failed", counters_.pages(), mb,
                                 counters_.stored(), counters_.skipped(), counters_.failed()));
+}
+
+Status Frontier::WriteSidecars() {
+  MF_ASSIGN_OR_RETURN(db::Stmt st, rdb_.Prepare(
+      "SELECT i.blob_path, p.meta_json FROM posts p JOIN images i ON i.sha256 = p.image_sha256 "
+      "WHERE p.source_id=? AND p.state='stored' AND i.blob_path IS NOT NULL AND p.meta_json IS NOT NULL"));
+  st.Bind(1, source_id_);
+  int64_t written = 0;
+  while (true) {
+    MF_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    std::string path = ws_.root() + "/" + st.Text(0) + ".json";
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) continue;
+    std::string text = st.Text(1) + "\n";
+    MF_RETURN_IF_ERROR(WriteFileAtomic(path, text.data(), text.size()).WithContext("writing metadata sidecar"));
+    ++written;
+  }
+  if (written > 0 && !o_.quiet)
+    std::fprintf(stderr, "crawl: wrote %lld metadata sidecar(s) (<sha256>.json beside the blobs)\n",
+                 static_cast<long long>(written));
+  return Status::Ok();
 }
 
 // Queued image rows left by an interrupted run.

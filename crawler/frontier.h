@@ -6,6 +6,7 @@
 // and the progress line.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,7 +40,8 @@ struct NewPost {
   std::string md5, file_url, page_url, rating, file_ext, created_at, meta_json;
   int64_t width = 0, height = 0;
   std::vector<std::pair<std::string, std::string>> tags;  // (tag, category or "")
-  std::string skip_reason;  // non-empty: not fetched (restricted, not_image, robots)
+  std::string skip_reason;  // non-empty: not fetched (restricted, not_image, robots, filtered:<why>)
+  std::string variant;      // the rendition file_url names (original, sample, ...); "" for non-booru
   int depth = 0;            // html: link depth of the page it was found on
   std::string local_path;   // set: read this file instead of fetching file_url (no frontier row)
 };
@@ -95,6 +97,10 @@ class Frontier {
   // Waits until every image yielded so far is decided.
   void Drain() { WaitImages(0); }
   void DrawProgress();
+  // True once a file request met a challenge page: the source stops paging.
+  bool challenged() const { return challenged_.load(); }
+  // The budget image requests share ("" their own host's): a booru's API origin.
+  void set_image_budget(const std::string& origin) { image_budget_ = origin; }
 
  private:
   // One image to fetch (or read): a frontier row and its post.
@@ -130,6 +136,10 @@ class Frontier {
   std::condition_variable wait_cv_;
   int64_t in_flight_ = 0;
   int64_t window_ = 256;
+  std::atomic<bool> challenged_{false};
+  std::string image_budget_;
+  // --write-metadata: <sha256>.json beside each blob this source stored.
+  Status WriteSidecars();
 };
 
 }  // namespace moeforge::crawler

@@ -285,11 +285,46 @@ LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha2
 LEFT JOIN sources s ON s.id = p.source_id;
 )SQL";
 
+// Version 4 (issue 19): deep paging by id cursor, filters decided before download, and
+// the rendition fetched. crawl_cursors.next_before: the current pass asks next for ids
+// below this (Danbooru page=b<ID>, Moebooru/Gelbooru id:<ID), so a pass of any length
+// resumes where it stopped; filter_sig: the filters the last pass decided with (a change
+// makes the next pass list the query again and decide its posts anew); passed: posts of
+// the current pass that passed the filters (--max-posts-per-query). posts.variant:
+// original|sample|jpeg|<Danbooru variant type>, the rendition fetched for the post.
+// Filtered posts are state 'skipped' with error 'filtered:<reason>'.
+const char* kV4CrawlSites = R"SQL(
+ALTER TABLE crawl_cursors ADD COLUMN next_before INTEGER;
+ALTER TABLE crawl_cursors ADD COLUMN filter_sig TEXT;
+ALTER TABLE crawl_cursors ADD COLUMN passed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE posts ADD COLUMN variant TEXT;
+)SQL";
+
+// Version 5: a near duplicate that a better copy replaced (crawler: the copy with the
+// most pixels is kept) keeps the faces detect found on it while it was the kept copy;
+// they are not the dataset's any more. v_faces lists faces of kept images only.
+const char* kV5KeptCopiesOnly = R"SQL(
+DROP VIEW v_dataset;
+DROP VIEW v_faces;
+CREATE VIEW v_faces AS
+SELECT f.id AS face_id, p.id AS post_id, s.kind AS source, p.remote_id AS remote_id,
+       f.image_sha256 AS image_sha256, f.x AS x, f.y AS y, f.w AS w, f.h AS h,
+       f.score AS score, d.name AS detector, f.crop_path AS crop_path, f.crop_size AS crop_size,
+       d.id AS detector_id, d.model_sha256 AS detector_sha256
+FROM faces f
+JOIN detectors d ON d.id = f.detector_id
+JOIN images i ON i.sha256 = f.image_sha256 AND i.near_dup_of IS NULL
+LEFT JOIN posts p ON p.id = (SELECT min(p2.id) FROM posts p2 WHERE p2.image_sha256 = f.image_sha256)
+LEFT JOIN sources s ON s.id = p.source_id;
+)SQL";
+
 std::vector<std::string> Migrations() {
   return {
       std::string(kV1Core) + kV1Crawl + kV1Detect + kV1Tag + kV1Train + kV1Views + kDatasetView,
       kV2TaggerDecisions,
       std::string(kV3PinnedViews) + kDatasetView,
+      kV4CrawlSites,
+      std::string(kV5KeptCopiesOnly) + kDatasetView,
   };
 }
 

@@ -72,8 +72,37 @@ constexpr int kPreviewBox = 180;
 constexpr int kCorruptKeep = 64;  // bytes left intact at the start of a corrupt file
 
 const char* ContentTypeFor(const std::string& ext) {
+  if (ext == "webp") return "image/webp";
   return ext == "png" ? "image/png" : "image/jpeg";
 }
+
+// The five ways a post cannot be had, drawn per post.
+constexpr const char* kUnavailable[] = {"deleted", "banned", "restricted", "video", "ugoira"};
+
+// Terms of a tag search (metatags count, as on the sites).
+int TermCount(const std::string& tags) {
+  int n = 0;
+  bool in = false;
+  for (char c : tags) {
+    bool space = c == ' ' || c == '+' || c == '\t';
+    if (!space && !in) ++n;
+    in = !space;
+  }
+  return n;
+}
+
+bool HasCredentials(const httplib::Request& req) {
+  return (req.has_param("login") && (req.has_param("api_key") || req.has_param("password_hash"))) ||
+         (req.has_param("user_id") && req.has_param("api_key"));
+}
+
+// What Cloudflare sends while a site is under challenge ("I'm Under Attack" mode).
+constexpr const char* kCloudflareChallenge =
+    "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>"
+    "<meta http-equiv=\"refresh\" content=\"390\"></head><body>"
+    "<div id=\"challenge-running\">Checking if the site connection is secure</div>"
+    "<script src=\"/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1\"></script>"
+    "</body></html>\n";
 
 // Danbooru's size meta tags.
 std::vector<std::string> MetaTags(int w, int h) {
@@ -167,6 +196,11 @@ struct DemoBooru::Impl {
   bool stopping = false;
 
   std::atomic<int64_t> n_requests{0}, n_api{0}, n_images{0}, n_faults{0}, n_rendered{0};
+  std::atomic<int64_t> n_original{0}, n_sample{0}, original_bytes{0}, sample_bytes{0}, n_challenges{0};
+  mutable std::mutex hits_mu;
+  std::unordered_map<int64_t, int64_t> sample_hits;  // sample requests per post
+  mutable std::mutex log_mu;
+  std::vector<RequestLogEntry> log;
 
   std::shared_ptr<const Entry> Get(int64_t id);
   void EnsureAll();
@@ -176,6 +210,10 @@ struct DemoBooru::Impl {
   std::vector<int64_t> Select(const internal::TagQuery& q);
   std::vector<std::shared_ptr<const Entry>> Fetch(const std::vector<int64_t>& ids);
   std::string Base(const httplib::Request& req) const;
+  // The root of file URLs: Base(), or Options::file_host on the same port.
+  std::string FileBase(const httplib::Request& req) const;
+  // Answers the anonymous tag limit's refusal; true when it did.
+  bool TagLimited(const httplib::Request& req, Dialect d, httplib::Response& res) const;
   // Sleeps up to `ms`; false when the server is stopping.
   bool Stall(int ms);
 
@@ -215,8 +253,33 @@ std::unique_ptr<Entry> DemoBooru::Impl::Build(int64_t id) const {
     e->bytes = internal::ForgedPng(100000, 100000, "moeforge demo booru post " + std::to_string(id));
     m.file_ext = "png";
     m.width = m.height = 100000;
+  } else if (m.kind == PostKind::kNormal && !ill.bgr.empty() && opt.webp_rate > 0 &&
+             UniformFor(opt.seed, id, "webp") < opt.webp_rate) {
+    std::vector<uchar> buf;
+    cv::imencode(".webp", ill.bgr, buf, {cv::IMWRITE_WEBP_QUALITY, 90});
+    e->bytes.assign(buf.begin(), buf.end());
+    m.file_ext = "webp";
   } else {
     e->bytes = std::move(ill.encoded);
+  }
+  if (opt.unavailable_rate > 0 && UniformFor(opt.seed, id, "unavailable") < opt.unavailable_rate) {
+    m.unavailable = kUnavailable[HashFor(opt.seed, id, "unavailable_kind") % 5];
+    if (m.unavailable == "video") m.file_ext = "mp4";
+    if (m.unavailable == "ugoira") m.file_ext = "zip";
+    m.fault = FaultVerdict{Fault::kNone, false, m.unavailable};
+  }
+  if (opt.sample_px > 0 && !ill.bgr.empty() && std::max(ill.bgr.cols, ill.bgr.rows) > opt.sample_px &&
+      m.fault.fault != Fault::kHugeDims) {
+    // Danbooru's sample: a JPEG whose longer side is the sample size (850 there).
+    double f = static_cast<double>(opt.sample_px) / std::max(ill.bgr.cols, ill.bgr.rows);
+    cv::Mat small;
+    cv::resize(ill.bgr, small, cv::Size(), f, f, cv::INTER_AREA);
+    std::vector<uchar> buf;
+    cv::imencode(".jpg", small, buf, {cv::IMWRITE_JPEG_QUALITY, 85});
+    e->sample.assign(buf.begin(), buf.end());
+    m.sample_width = small.cols;
+    m.sample_height = small.rows;
+    m.sample_size = static_cast<int64_t>(e->sample.size());
   }
   e->content_type = ContentTypeFor(m.file_ext);
   m.md5 = internal::Md5Hex(e->bytes);
@@ -310,6 +373,26 @@ std::string DemoBooru::Impl::Base(const httplib::Request& req) const {
   return "http://" + host;
 }
 
+std::string DemoBooru::Impl::FileBase(const httplib::Request& req) const {
+  if (opt.file_host.empty()) return Base(req);
+  return "http://" + opt.file_host + ":" + std::to_string(port);
+}
+
+bool DemoBooru::Impl::TagLimited(const httplib::Request& req, Dialect d, httplib::Response& res) const {
+  if (!opt.anon_tag_limit || HasCredentials(req)) return false;
+  int limit = d == Dialect::kDanbooru ? 2 : (d == Dialect::kMoebooru ? 6 : 0);
+  if (limit <= 0 || TermCount(req.get_param_value("tags")) <= limit) return false;
+  if (d == Dialect::kDanbooru) {
+    DanbooruError(res, 422, "PostQuery::TagLimitError",
+                  "You cannot search for more than " + std::to_string(limit) +
+                      " tags at a time. Upgrade your account to search for more tags at once.");
+  } else {
+    SetJson(res, Json{{"success", false}, {"reason", "You can only search up to " + std::to_string(limit) + " tags at once"}},
+            424);
+  }
+  return true;
+}
+
 bool DemoBooru::Impl::Stall(int ms) {
   std::unique_lock<std::mutex> lk(stop_mu);
   return !stop_cv.wait_for(lk, std::chrono::milliseconds(ms), [&] { return stopping; });
@@ -333,6 +416,7 @@ bool DemoBooru::Impl::ApiThrottled(const httplib::Request& req, httplib::Respons
 void DemoBooru::Impl::DanbooruList(const httplib::Request& req, httplib::Response& res, bool xml) {
   Result<internal::TagQuery> q = internal::ParseTagQuery(req.get_param_value("tags"), Dialect::kDanbooru);
   if (!q.ok()) return DanbooruError(res, 422, "PostQuery::Error", q.status().message());
+  if (TagLimited(req, Dialect::kDanbooru, res)) return;
   int64_t limit = LimitParam(req, 20, 200);
   std::string page = req.get_param_value("page");
   std::vector<int64_t> ids = Select(*q);
@@ -355,14 +439,15 @@ void DemoBooru::Impl::DanbooruList(const httplib::Request& req, httplib::Respons
     int64_t n = 1;
     if (!page.empty() && (!ParseCount(page, &n) || n < 1))
       return DanbooruError(res, 400, "PaginationExtension::PaginationError", "invalid page '" + page + "'");
-    if (n > 1000)
+    if (n > opt.page_cap)
       return DanbooruError(res, 410, "PaginationExtension::PaginationError",
-                           "You cannot go beyond page 1000. Try narrowing your search terms.");
+                           "You cannot go beyond page " + std::to_string(opt.page_cap) +
+                               ". Try narrowing your search terms.");
     for (int64_t i = (n - 1) * limit; i < n * limit && i < static_cast<int64_t>(ids.size()); ++i)
       slice.push_back(ids[static_cast<size_t>(i)]);
   }
   Json arr = Json::array();
-  std::string base = Base(req);
+  std::string base = FileBase(req);
   for (const auto& e : Fetch(slice)) arr.push_back(internal::DanbooruPost(*e, base));
   if (!xml) return SetJson(res, arr);
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<posts type=\"array\">\n";
@@ -374,15 +459,20 @@ void DemoBooru::Impl::DanbooruList(const httplib::Request& req, httplib::Respons
 void DemoBooru::Impl::MoebooruList(const httplib::Request& req, httplib::Response& res) {
   Result<internal::TagQuery> q = internal::ParseTagQuery(req.get_param_value("tags"), Dialect::kMoebooru);
   if (!q.ok()) return SetJson(res, Json{{"success", false}, {"reason", q.status().message()}}, 424);
+  if (TagLimited(req, Dialect::kMoebooru, res)) return;
   int64_t limit = LimitParam(req, 16, 1000);
   int64_t page = 1;
   if (!ParseCount(req.get_param_value("page"), &page) || page < 1) page = 1;
+  if (page > opt.page_cap)
+    return SetJson(res, Json{{"success", false}, {"reason", "page " + std::to_string(page) + " is beyond the last page (" +
+                                                                 std::to_string(opt.page_cap) + ") served"}},
+                   424);
   std::vector<int64_t> ids = Select(*q);
   std::vector<int64_t> slice;
   for (int64_t i = (page - 1) * limit; i < page * limit && i < static_cast<int64_t>(ids.size()); ++i)
     slice.push_back(ids[static_cast<size_t>(i)]);
   Json arr = Json::array();
-  std::string base = Base(req);
+  std::string base = FileBase(req);
   for (const auto& e : Fetch(slice)) arr.push_back(internal::MoebooruPost(*e, base));
   SetJson(res, arr);
 }
@@ -402,11 +492,13 @@ void DemoBooru::Impl::GelbooruDapi(const httplib::Request& req, httplib::Respons
   int64_t limit = LimitParam(req, 100, 1000);
   int64_t pid = 0;
   if (!ParseCount(req.get_param_value("pid"), &pid)) pid = 0;
+  if (pid + 1 > opt.page_cap)
+    return SetJson(res, Json{{"success", false}, {"message", "Too deep! Pull it back some. Holy fuck."}}, 200);
   std::vector<int64_t> ids = q.ok() ? Select(*q) : std::vector<int64_t>{};
   std::vector<int64_t> slice;
   for (int64_t i = pid * limit; i < (pid + 1) * limit && i < static_cast<int64_t>(ids.size()); ++i)
     slice.push_back(ids[static_cast<size_t>(i)]);
-  std::string base = Base(req);
+  std::string base = FileBase(req);
   std::vector<std::shared_ptr<const Entry>> entries = Fetch(slice);
   int64_t offset = pid * limit, count = static_cast<int64_t>(ids.size());
   if (json) {
@@ -426,6 +518,7 @@ void DemoBooru::Impl::GelbooruDapi(const httplib::Request& req, httplib::Respons
 }
 
 void DemoBooru::Impl::ServeBytes(const std::shared_ptr<const Entry>& e, httplib::Response& res) {
+  original_bytes += static_cast<int64_t>(e->bytes.size());
   res.status = 200;
   res.set_header("Cache-Control", "public, max-age=31536000");
   res.set_content(e->bytes, e->content_type);
@@ -434,7 +527,8 @@ void DemoBooru::Impl::ServeBytes(const std::shared_ptr<const Entry>& e, httplib:
 void DemoBooru::Impl::ServeOriginal(const std::string& md5, const std::string& ext,
                                     const httplib::Request& req, httplib::Response& res) {
   std::shared_ptr<const Entry> e = FindMd5(md5);
-  if (!e || (!ext.empty() && ext != e->meta.file_ext)) {
+  ++n_original;
+  if (!e || (!ext.empty() && ext != e->meta.file_ext) || !e->meta.unavailable.empty()) {
     res.status = 404;
     res.set_content("not found", "text/plain");
     return;
@@ -563,8 +657,22 @@ void DemoBooru::Impl::ServeFault(const std::shared_ptr<const Entry>& e, int atte
 }
 
 void DemoBooru::Impl::Routes() {
-  http.set_pre_routing_handler([this](const httplib::Request&, httplib::Response&) {
-    ++n_requests;
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    int64_t n = ++n_requests;
+    if (opt.log_requests) {
+      double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      std::lock_guard<std::mutex> lk(log_mu);
+      log.push_back(RequestLogEntry{t, req.get_header_value("Host"), req.target});
+    }
+    if (opt.challenge_after >= 0 && n > opt.challenge_after) {
+      ++n_challenges;
+      res.status = 403;
+      res.set_header("cf-mitigated", "challenge");
+      res.set_header("Server", "cloudflare");
+      res.set_header("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate");
+      res.set_content(kCloudflareChallenge, "text/html; charset=UTF-8");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http.Get("/robots.txt", [](const httplib::Request&, httplib::Response& res) {
@@ -609,9 +717,25 @@ void DemoBooru::Impl::Routes() {
     }
     ServeOriginal(md5, req.matches[4].str(), req, res);
   };
-  http.Get(R"(/data/original/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{32})\.(png|jpg))", original);
-  http.Get(R"(/images/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{32})\.(png|jpg))", original);
-  http.Get(R"(/image/([0-9a-f]{32})/[^/]+\.(png|jpg))", [this](const httplib::Request& req, httplib::Response& res) {
+  http.Get(R"(/data/original/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{32})\.(png|jpg|webp))", original);
+  http.Get(R"(/images/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{32})\.(png|jpg|webp))", original);
+  http.Get(R"(/data/sample/[0-9a-f]{2}/[0-9a-f]{2}/sample-([0-9a-f]{32})\.jpg)",
+           [this](const httplib::Request& req, httplib::Response& res) {
+             ++n_images;
+             ++n_sample;
+             std::shared_ptr<const Entry> e = FindMd5(req.matches[1].str());
+             if (!e || e->sample.empty()) {
+               res.status = 404;
+               return;
+             }
+             {
+               std::lock_guard<std::mutex> lk(hits_mu);
+               ++sample_hits[e->meta.id];
+             }
+             sample_bytes += static_cast<int64_t>(e->sample.size());
+             res.set_content(e->sample, "image/jpeg");
+           });
+  http.Get(R"(/image/([0-9a-f]{32})/[^/]+\.(png|jpg|webp))", [this](const httplib::Request& req, httplib::Response& res) {
     ++n_images;
     ServeOriginal(req.matches[1].str(), req.matches[2].str(), req, res);
   });
@@ -720,7 +844,29 @@ ServerStats DemoBooru::stats() const {
   s.image_requests = d.n_images;
   s.faults_injected = d.n_faults;
   s.rendered = d.n_rendered;
+  s.original_requests = d.n_original;
+  s.sample_requests = d.n_sample;
+  s.original_bytes = d.original_bytes;
+  s.sample_bytes = d.sample_bytes;
+  s.challenges = d.n_challenges;
   return s;
+}
+
+int64_t DemoBooru::OriginalHits(int64_t id) const {
+  std::lock_guard<std::mutex> lk(impl_->attempts_mu);
+  auto it = impl_->attempts.find(id);
+  return it == impl_->attempts.end() ? 0 : it->second;
+}
+
+int64_t DemoBooru::SampleHits(int64_t id) const {
+  std::lock_guard<std::mutex> lk(impl_->hits_mu);
+  auto it = impl_->sample_hits.find(id);
+  return it == impl_->sample_hits.end() ? 0 : it->second;
+}
+
+std::vector<RequestLogEntry> DemoBooru::request_log() const {
+  std::lock_guard<std::mutex> lk(impl_->log_mu);
+  return impl_->log;
 }
 
 }  // namespace moeforge::demo

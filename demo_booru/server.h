@@ -12,6 +12,8 @@
 //                                                    disallowed for every user agent
 //              GET /data/original/ab/cd/MD5.EXT      the image (faults apply)
 //              GET /data/preview/ab/cd/MD5.jpg       a 180x180-bounded JPEG preview
+//              GET /data/sample/ab/cd/sample-MD5.jpg a `sample_px`-bounded JPEG sample
+//                                                    (large_file_url when has_large)
 //   Moebooru   GET /post.json?tags=&page=&limit=    limit 16 by default, at most 1000;
 //                                                    created_at a Unix time, s/q/e ratings
 //              GET /image/MD5/ANY-NAME.EXT           the image (faults apply)
@@ -24,6 +26,14 @@
 //              GET /images/ab/cd/MD5.EXT             the image (faults apply)
 //              GET /thumbnails/ab/cd/thumbnail_MD5.jpg
 //
+// Moebooru's sample_url and Gelbooru's sample_url point at the same sample file.
+// Site rules, each off by default (Options): a page cap for numbered pages in every
+// dialect (Danbooru 410, Moebooru 424, Gelbooru "Too deep"); the anonymous tag limit
+// (Danbooru 2, Moebooru 6 terms, metatags included; a request with login/api_key,
+// user_id/api_key or password_hash is not anonymous); a Cloudflare-style challenge (403,
+// cf-mitigated: challenge, "Just a moment...") for every request after the first N;
+// posts that cannot be had (deleted, banned, restricted: no file_url or md5; video and
+// ugoira: an mp4 or zip file_url); WebP originals; file URLs on another host name.
 // The api429 fault (demo_booru/faults.h) may answer any of these API requests with 429 first.
 // Every list is newest first (descending id). Tag search: space-separated tags that must
 // all be present, `-tag` to exclude, the metatags rating:X (and -rating:X; Danbooru
@@ -51,7 +61,11 @@ struct PostMeta {
   PostKind kind = PostKind::kNormal;
   int64_t duplicate_of = 0;        // 0 unless kind is kDuplicate
   std::string md5;                 // the API's md5: of the bytes a healthy request serves
-  std::string file_ext;            // "png" | "jpg"
+  std::string file_ext;            // "png" | "jpg" | "webp"; "mp4" | "zip" for video and ugoira
+  // "" (an ordinary post) or why the file cannot be had: deleted|banned|restricted|video|ugoira.
+  std::string unavailable;
+  int sample_width = 0, sample_height = 0;  // 0: no sample (has_large false)
+  int64_t sample_size = 0;
   int width = 0, height = 0;       // as the API reports them
   int64_t file_size = 0;
   Rating rating = Rating::kGeneral;
@@ -71,6 +85,16 @@ struct ServerStats {
   int64_t image_requests = 0; // originals, previews and fault detours
   int64_t faults_injected = 0;
   int64_t rendered = 0;       // posts rendered so far
+  int64_t original_requests = 0, sample_requests = 0;
+  int64_t original_bytes = 0, sample_bytes = 0;  // body bytes of healthy 200 answers
+  int64_t challenges = 0;     // requests answered with the challenge page
+};
+
+// One request as it arrived (Options::log_requests).
+struct RequestLogEntry {
+  double t = 0;          // seconds on a monotonic clock (steady_clock), at arrival
+  std::string host;      // the Host header
+  std::string target;    // path?query
 };
 
 class DemoBooru {
@@ -86,6 +110,16 @@ class DemoBooru {
     // that no API page waits on drawing; false renders each post when first asked for
     // (a tag search or a Gelbooru count still renders them all).
     bool prerender = true;
+
+    // ---- site rules (defaults keep the booru as it always was) ----
+    int page_cap = 1000;          // highest numbered page served (Gelbooru: pid + 1)
+    bool anon_tag_limit = false;  // refuse anonymous searches over 2 (Danbooru) / 6 (Moebooru) terms
+    int64_t challenge_after = -1; // >= 0: every request after this many gets the challenge page
+    double unavailable_rate = 0;  // share of posts deleted, banned, restricted, video or ugoira
+    double webp_rate = 0;         // share of posts (normal kind) whose original is WebP
+    int sample_px = 0;            // > 0: posts whose longer side exceeds it get a sample that size
+    std::string file_host;        // non-empty: file URLs name this host (same port), e.g. localhost
+    bool log_requests = false;    // keep every request's arrival (request_log())
   };
 
   explicit DemoBooru(Options options);
@@ -110,6 +144,10 @@ class DemoBooru {
   // All posts' truth records as JSON Lines, in id order (renders every post).
   Status WriteTruth(const std::string& path);
   ServerStats stats() const;
+  // Requests for post `id`'s original file so far (its md5's URL; exact duplicates share one).
+  int64_t OriginalHits(int64_t id) const;
+  int64_t SampleHits(int64_t id) const;
+  std::vector<RequestLogEntry> request_log() const;
 
  private:
   struct Impl;

@@ -267,6 +267,15 @@ std::string OriginalUrl(const Entry& e, Dialect d, const std::string& base) {
   return "";
 }
 
+std::string SampleUrl(const Entry& e, const std::string& base) {
+  if (e.meta.sample_width <= 0) return OriginalUrl(e, Dialect::kDanbooru, base);
+  return base + "/data/sample/" + e.dir + "/sample-" + e.meta.md5 + ".jpg";
+}
+
+bool Withheld(const PostMeta& m) {
+  return m.unavailable == "deleted" || m.unavailable == "banned" || m.unavailable == "restricted";
+}
+
 std::string PreviewUrl(const Entry& e, Dialect d, const std::string& base) {
   if (d == Dialect::kGelbooru) return base + "/thumbnails/" + e.dir + "/thumbnail_" + e.meta.md5 + ".jpg";
   return base + "/data/preview/" + e.dir + "/" + e.meta.md5 + ".jpg";
@@ -303,16 +312,16 @@ nlohmann::ordered_json DanbooruPost(const Entry& e, const std::string& base) {
   j["down_score"] = 0;
   j["is_pending"] = false;
   j["is_flagged"] = false;
-  j["is_deleted"] = false;
+  j["is_deleted"] = m.unavailable == "deleted";
   j["tag_count"] = TagCount(m.tags);
   j["updated_at"] = time;
-  j["is_banned"] = false;
+  j["is_banned"] = m.unavailable == "banned";
   j["pixiv_id"] = nullptr;
   j["last_commented_at"] = nullptr;
   j["has_active_children"] = false;
   j["bit_flags"] = 0;
   j["tag_count_meta"] = TagCount(e.meta_tags);
-  j["has_large"] = false;
+  j["has_large"] = m.sample_width > 0;
   j["has_visible_children"] = false;
   j["tag_string_general"] = Join(e.general);
   j["tag_string_character"] = "";
@@ -320,14 +329,36 @@ nlohmann::ordered_json DanbooruPost(const Entry& e, const std::string& base) {
   j["tag_string_artist"] = m.artist;
   j["tag_string_meta"] = Join(e.meta_tags);
   j["file_url"] = file_url;
-  j["large_file_url"] = file_url;  // has_large false: Danbooru repeats file_url
+  // Without a sample (has_large false) Danbooru repeats file_url.
+  j["large_file_url"] = m.sample_width > 0 ? SampleUrl(e, base) : file_url;
   j["preview_file_url"] = PreviewUrl(e, Dialect::kDanbooru, base);
+  if (!Withheld(m)) {
+    // Today's API also lists every rendition with its size (media_asset.variants).
+    nlohmann::ordered_json v = nlohmann::ordered_json::array();
+    v.push_back({{"type", "180x180"}, {"url", PreviewUrl(e, Dialect::kDanbooru, base)}, {"width", e.preview_w},
+                 {"height", e.preview_h}, {"file_ext", "jpg"}});
+    if (m.sample_width > 0)
+      v.push_back({{"type", "sample"}, {"url", SampleUrl(e, base)}, {"width", m.sample_width},
+                   {"height", m.sample_height}, {"file_ext", "jpg"}});
+    v.push_back({{"type", "original"}, {"url", file_url}, {"width", m.width}, {"height", m.height},
+                 {"file_ext", m.file_ext}});
+    j["media_asset"] = {{"id", m.id}, {"md5", m.md5}, {"file_ext", m.file_ext}, {"file_size", m.file_size},
+                        {"image_width", m.width}, {"image_height", m.height}, {"variants", v}};
+  }
+  if (Withheld(m)) {
+    // What an anonymous visitor gets for a deleted, banned or gold-only post.
+    j.erase("md5");
+    j.erase("file_url");
+    j.erase("large_file_url");
+    j.erase("preview_file_url");
+  }
   return j;
 }
 
 std::string DanbooruPostXml(const nlohmann::ordered_json& post, const std::string& indent) {
   std::string out = indent + "<post>\n";
   for (const auto& [key, v] : post.items()) {
+    if (v.is_object()) continue;  // media_asset: not in the XML this booru imitates
     std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
     bool time = name.size() > 3 && name.compare(name.size() - 3, 3, "-at") == 0;
@@ -369,11 +400,11 @@ nlohmann::ordered_json MoebooruPost(const Entry& e, const std::string& base) {
   j["preview_height"] = e.preview_h / 2 > 0 ? e.preview_h / 2 : 1;
   j["actual_preview_width"] = e.preview_w;
   j["actual_preview_height"] = e.preview_h;
-  // No separate sample or jpeg: both point at the original, sizes 0 (as konachan does).
-  j["sample_url"] = file_url;
-  j["sample_width"] = m.width;
-  j["sample_height"] = m.height;
-  j["sample_file_size"] = 0;
+  // Without a sample, sample_url is the original's (as konachan does).
+  j["sample_url"] = m.sample_width > 0 ? SampleUrl(e, base) : file_url;
+  j["sample_width"] = m.sample_width > 0 ? m.sample_width : m.width;
+  j["sample_height"] = m.sample_width > 0 ? m.sample_height : m.height;
+  j["sample_file_size"] = m.sample_size;
   j["jpeg_url"] = file_url;
   j["jpeg_width"] = m.width;
   j["jpeg_height"] = m.height;
@@ -381,7 +412,7 @@ nlohmann::ordered_json MoebooruPost(const Entry& e, const std::string& base) {
   j["rating"] = RatingFor(m.rating, Dialect::kMoebooru);
   j["has_children"] = false;
   j["parent_id"] = nullptr;
-  j["status"] = "active";
+  j["status"] = m.unavailable == "deleted" ? "deleted" : "active";
   j["width"] = m.width;
   j["height"] = m.height;
   j["is_held"] = false;
@@ -389,6 +420,12 @@ nlohmann::ordered_json MoebooruPost(const Entry& e, const std::string& base) {
   j["frames_pending"] = nlohmann::ordered_json::array();
   j["frames_string"] = "";
   j["frames"] = nlohmann::ordered_json::array();
+  if (Withheld(m)) {
+    j.erase("md5");
+    j.erase("file_url");
+    j.erase("sample_url");
+    j.erase("jpeg_url");
+  }
   return j;
 }
 
@@ -410,28 +447,28 @@ std::vector<GelField> GelbooruFields(const Entry& e, const std::string& base) {
       {"score", n(m.score), true},
       {"width", n(m.width), true},
       {"height", n(m.height), true},
-      {"md5", m.md5, false},
-      {"directory", e.dir, false},
-      {"image", m.md5 + "." + m.file_ext, false},
+      {"md5", Withheld(m) ? "" : m.md5, false},
+      {"directory", Withheld(m) ? "" : e.dir, false},
+      {"image", Withheld(m) ? "" : m.md5 + "." + m.file_ext, false},
       {"rating", RatingFor(m.rating, Dialect::kGelbooru), false},
       {"source", "", false},
       {"change", n(m.created_at), true},
       {"owner", "danbooru", false},
       {"creator_id", "6498", true},
       {"parent_id", "0", true},
-      {"sample", "0", true},
+      {"sample", m.sample_width > 0 ? "1" : "0", true},
       {"preview_height", n(e.preview_h), true},
       {"preview_width", n(e.preview_w), true},
       {"tags", Join(m.tags), false},
       {"title", "", false},
       {"has_notes", "false", false},
       {"has_comments", "false", false},
-      {"file_url", OriginalUrl(e, Dialect::kGelbooru, base), false},
+      {"file_url", Withheld(m) ? "" : OriginalUrl(e, Dialect::kGelbooru, base), false},
       {"preview_url", PreviewUrl(e, Dialect::kGelbooru, base), false},
-      {"sample_url", "", false},
-      {"sample_height", "0", true},
-      {"sample_width", "0", true},
-      {"status", "active", false},
+      {"sample_url", m.sample_width > 0 && !Withheld(m) ? SampleUrl(e, base) : "", false},
+      {"sample_height", n(m.sample_height), true},
+      {"sample_width", n(m.sample_width), true},
+      {"status", m.unavailable == "deleted" ? "deleted" : "active", false},
       {"post_locked", "0", true},
       {"has_children", "false", false},
   };

@@ -23,6 +23,7 @@ struct Entry {
   std::string content_type;  // of `bytes`
   std::string dir;           // "ab/cd" from the md5
   std::string preview;       // JPEG, fits 180x180
+  std::string sample;        // JPEG, fits sample_px (meta.sample_width > 0), else empty
   int preview_w = 0, preview_h = 0;
   std::vector<std::string> general;  // tag_string_general
   std::vector<std::string> meta_tags;  // tag_string_meta
@@ -63,6 +64,10 @@ std::string GelbooruTime(int64_t unix_s);
 
 // URLs of a post's files, `base` being "http://host:port".
 std::string OriginalUrl(const Entry& e, Dialect d, const std::string& base);
+// The sample's URL (all dialects share /data/sample/); the original's when it has none.
+std::string SampleUrl(const Entry& e, const std::string& base);
+// Whether the API withholds the post's file (deleted, banned, restricted: no file_url, no md5).
+bool Withheld(const PostMeta& m);
 std::string PreviewUrl(const Entry& e, Dialect d, const std::string& base);
 
 nlohmann::ordered_json DanbooruPost(const Entry& e, const std::string& base);
