@@ -4,6 +4,8 @@
 
 #include "cli/command.h"
 #include "cli/options.h"
+#include "core/workspace.h"
+#include "db/db.h"
 #include "detector/detector.h"
 
 namespace moeforge::cli {
@@ -21,6 +23,30 @@ Command AddDetectCommand(CLI::App& root) {
             auto s = detector::Detect(Workspace(*ws), *o);
             if (!s.ok()) return Fail("detect", s.status());
             db::PrintSummary(*s, o->json);
+            // A stored image whose file is gone, or a crop that could not be written, is
+            // a fault of the workspace: say which files, and exit non-zero so that scripts
+            // notice. The next run asks for those images again.
+            int64_t faults = 0;
+            for (const char* kind : {"missing_blob", "crop_write_error"})
+              if (auto it = s->failures.find(kind); it != s->failures.end()) faults += it->second;
+            if (faults > 0) {
+              std::string files;
+              if (auto db = db::OpenWorkspace(Workspace(*ws)); db.ok()) {
+                auto st = (*db)->Prepare(
+                    "SELECT error FROM detections_done WHERE state = 'failed' AND (error LIKE 'missing_blob%' OR "
+                    "error LIKE 'crop_write_error%') LIMIT 3");
+                while (st.ok()) {
+                  auto row = st->Step();
+                  if (!row.ok() || !*row) break;
+                  files += "\n  " + st->Text(0);
+                }
+              }
+              return Fail("detect", Status::IoError(std::to_string(faults) +
+                                                    " image(s) failed for a fault of the workspace (a missing blob, "
+                                                    "a crop that could not be written):" + files +
+                                                    "\nClear the fault (restore the files, free space) and run "
+                                                    "detect again: those images are asked for on every run."));
+            }
             return 0;
           }};
 }

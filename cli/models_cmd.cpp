@@ -17,20 +17,19 @@ namespace {
 // The models `moeforge demo` needs.
 const std::vector<std::string> kDemoModels = {"lbpcascade_animeface", "yunet"};
 
-// Downloads one known model into the cache, verifying its SHA-256. When the download
-// fails but a copy is already on the search path, says so and succeeds: that is the
-// offline path (CI, air-gapped machines).
+// Downloads one known model into the cache, verifying its SHA-256. A verified copy on the
+// search path is enough (the offline path: CI, air-gapped machines); a copy whose hash
+// does not match is never used, so when the download fails too, the pull fails and says
+// which file is wrong.
 Status Pull(const ModelInfo& m, bool force) {
   std::string dest = ModelCacheDir() + "/" + m.file;
-  auto existing = ResolveModel(m.name);
+  auto existing = ResolveModel(m.name);  // only a copy with the registry's sha256
   if (existing.ok() && !force) {
-    auto sha = Sha256File(*existing);
-    if (sha.ok() && *sha == m.sha256) {
-      std::printf("%s: have %s (sha256 ok)\n", m.name.c_str(), existing->c_str());
-      return Status::Ok();
-    }
-    std::fprintf(stderr, "%s: %s has the wrong sha256, fetching again\n", m.name.c_str(), existing->c_str());
+    std::printf("%s: have %s (sha256 ok)\n", m.name.c_str(), existing->c_str());
+    return Status::Ok();
   }
+  if (!existing.ok() && existing.status().code() == Status::Code::kCorrupt)
+    std::fprintf(stderr, "%s: fetching again: %s\n", m.name.c_str(), existing.status().message().c_str());
   http::Client client;
   http::Request req;
   req.url = m.url;
@@ -39,10 +38,13 @@ Status Pull(const ModelInfo& m, bool force) {
   http::Response r = client.Get(req);
   if (!r.ok()) {
     if (existing.ok()) {
-      std::printf("%s: download failed (%s); using the copy at %s (found on MOEFORGE_MODEL_PATH)\n",
-                  m.name.c_str(), r.Reason().c_str(), existing->c_str());
+      std::printf("%s: download failed (%s); using the verified copy at %s (sha256 ok)\n", m.name.c_str(),
+                  r.Reason().c_str(), existing->c_str());
       return Status::Ok();
     }
+    if (existing.status().code() == Status::Code::kCorrupt)
+      return Status::Network(fmt::format("{}: cannot download {} ({} {}), and the local copy is not usable: {}",
+                                         m.name, m.url, r.Reason(), r.error_detail, existing.status().message()));
     return Status::Network(fmt::format(
         "{}: cannot download {} ({} {}), and no copy on the model search path. Offline? Put {} in a folder "
         "and set MOEFORGE_MODEL_PATH to it.",
@@ -81,7 +83,10 @@ Command AddModelsCommand(CLI::App& root) {
               for (const auto& m : KnownModels()) {
                 auto where = ResolveModel(m.name);
                 std::printf("%-24s %-9s %s\n    %s\n    %s\n", m.name.c_str(), m.kind.c_str(), m.note.c_str(),
-                            m.url.c_str(), where.ok() ? ("found: " + *where).c_str() : "not on this machine");
+                            m.url.c_str(),
+                            where.ok()                                            ? ("found: " + *where).c_str()
+                            : where.status().code() == Status::Code::kCorrupt ? where.status().message().c_str()
+                                                                              : "not on this machine");
               }
               std::string dirs;
               for (const auto& d : ModelSearchPath()) dirs += (dirs.empty() ? "" : ":") + d;

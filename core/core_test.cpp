@@ -92,10 +92,19 @@ TEST(Models, ResolvesByNameOnTheSearchPathAndExplainsMisses) {
   std::string dir = (fs::temp_directory_path() / "moeforge_models_test").string();
   fs::create_directories(dir);
   ASSERT_TRUE(WriteFileAtomic(dir + "/lbpcascade_animeface.xml", "<x/>", 4).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/my_cascade.xml", "<x/>", 4).ok());
   setenv("MOEFORGE_MODEL_PATH", ("/nonexistent:" + dir).c_str(), 1);
-  auto p = ResolveModel("lbpcascade_animeface");
+  // A file name outside the registry is the user's own model: found, not checked.
+  auto p = ResolveModel("my_cascade.xml");
   ASSERT_TRUE(p.ok()) << p.status().ToString();
-  EXPECT_EQ(*p, dir + "/lbpcascade_animeface.xml");
+  EXPECT_EQ(*p, dir + "/my_cascade.xml");
+  // A registry model whose bytes are not the published ones is never used, and says so.
+  auto bad = ResolveModel("lbpcascade_animeface");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(bad.status().message().find(dir + "/lbpcascade_animeface.xml has sha256 " + Sha256Hex("<x/>")),
+            std::string::npos)
+      << bad.status().ToString();
   auto miss = ResolveModel("haar_anime_face_detect");
   ASSERT_FALSE(miss.ok());
   EXPECT_NE(miss.status().message().find("moeforge models pull haar_anime_face_detect"), std::string::npos);

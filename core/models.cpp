@@ -1,8 +1,14 @@
 #include "core/models.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
+
+#include "core/hash.h"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +66,40 @@ std::vector<std::string> ModelSearchPath() {
   return dirs;
 }
 
+namespace {
+
+// SHA-256 of a model file, remembered per (path, size, mtime): a stage resolves the same
+// model several times, and hashing a megabyte each time is waste.
+Result<std::string> ModelSha256(const fs::path& p) {
+  static std::mutex mu;
+  static std::map<std::string, std::pair<std::string, std::string>> cache;  // path -> (stamp, sha)
+  std::error_code ec;
+  auto size = fs::file_size(p, ec);
+  auto mtime = fs::last_write_time(p, ec);
+  std::string stamp = std::to_string(size) + ":" + std::to_string(mtime.time_since_epoch().count());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(p.string());
+    if (!ec && it != cache.end() && it->second.first == stamp) return it->second.second;
+  }
+  auto sha = Sha256File(p.string());
+  if (!sha.ok()) return sha.status();
+  std::lock_guard<std::mutex> lock(mu);
+  cache[p.string()] = {stamp, *sha};
+  return *sha;
+}
+
+// Says once per file that a copy was passed over, so a user knows why a later folder's
+// copy (or none) was used.
+void WarnOnce(const std::string& path, const std::string& message) {
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mu);
+  if (warned.insert(path).second) std::fprintf(stderr, "warning: %s\n", message.c_str());
+}
+
+}  // namespace
+
 Result<std::string> ResolveModel(const std::string& name_or_path) {
   if (name_or_path.empty()) return Status::InvalidArgument("no model named");
   std::error_code ec;
@@ -71,10 +111,26 @@ Result<std::string> ResolveModel(const std::string& name_or_path) {
   const ModelInfo* known = FindKnownModel(name_or_path);
   std::string file = known ? known->file : name_or_path;
   auto dirs = ModelSearchPath();
+  std::string rejected;  // copies of a registry model whose bytes are not the published ones
   for (const auto& d : dirs) {
     fs::path p = fs::path(d) / file;
-    if (fs::is_regular_file(p, ec)) return p.string();
+    if (!fs::is_regular_file(p, ec)) continue;
+    if (known == nullptr || known->sha256.empty()) return p.string();
+    auto sha = ModelSha256(p);
+    std::string why;
+    if (!sha.ok())
+      why = p.string() + " cannot be read (" + sha.status().message() + ")";
+    else if (*sha == known->sha256)
+      return p.string();
+    else
+      why = p.string() + " has sha256 " + *sha + ", not the published " + known->sha256;
+    WarnOnce(p.string(), "model '" + known->name + "': " + why + "; not used");
+    rejected += (rejected.empty() ? "" : "; ") + why;
   }
+  if (!rejected.empty())
+    return Status::Corrupt("model '" + known->name + "': " + rejected +
+                           ". A model whose hash does not match is never used: run `moeforge models pull --force " +
+                           known->name + "`, or replace the file");
   std::string searched;
   for (const auto& d : dirs) searched += (searched.empty() ? "" : ", ") + d;
   std::string hint = known ? "run `moeforge models pull " + known->name + "`, or put " + file +

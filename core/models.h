@@ -34,7 +34,11 @@ std::string ModelCacheDir();
 
 // A path to an existing file for `name_or_path`: the path itself when it exists, else the
 // registry name's file or the bare file name on the search path. NotFound names the
-// folders searched and what to do.
+// folders searched and what to do. A registry model (by name or file name) found on the
+// search path is used only when its SHA-256 is the registry's: a copy that does not match
+// is passed over with a warning on stderr, and when no copy matches the result is Corrupt,
+// naming each rejected file and its hash. An explicit path is the user's choice and is
+// not checked.
 Result<std::string> ResolveModel(const std::string& name_or_path);
 
 }  // namespace moeforge

@@ -220,7 +220,8 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
   } else if (!IsImageExt(p.file_ext)) {
     p.skip_reason = "not_image";
   }
-  p.meta_json = o.dump();
+  // Site text may not be valid UTF-8 (XML bodies are not checked): replace, never throw.
+  p.meta_json = o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return p;
 }
 

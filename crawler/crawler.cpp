@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <unordered_set>
@@ -111,7 +112,7 @@ Result<db::StageSummary> Crawl(const Workspace& ws, const CrawlOptions& opts) {
   // One crawl per workspace at a time: a second would race on blobs and the frontier.
   std::string lock_path = ws.root() + "/crawl.lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0) return Status::IoError("cannot open " + lock_path);
+  if (lock_fd < 0) return Status::IoError("cannot open " + lock_path + ": " + std::strerror(errno));
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock_fd);
     return Status::InvalidArgument("another crawl is running in " + ws.root() + " (" + lock_path + " is locked)");

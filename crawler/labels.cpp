@@ -93,7 +93,7 @@ Result<LabelTable> ReadLabelsCsv(const std::string& path) {
         tags.push_back(TagWord(cells[i]) + "_eyes");
       }
     }
-    out[cells[file_col]] = ImageLabels{tags, meta.dump()};
+    out[cells[file_col]] = ImageLabels{tags, meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
   return out;
 }

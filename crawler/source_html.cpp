@@ -7,13 +7,11 @@
 #include <cstdio>
 
 #include "crawler/frontier.h"
+#include "crawler/html_links.h"
 
 namespace moeforge::crawler {
 
-namespace {
-
-// The values of attribute `attr` of every <tag ...> in `html` (case-insensitive).
-std::vector<std::string> AttrValues(const std::string& html, const std::string& tag, const std::string& attr) {
+std::vector<std::string> HtmlAttrValues(const std::string& html, const std::string& tag, const std::string& attr) {
   std::vector<std::string> out;
   std::string lower = AsciiLower(html);
   std::string open = "<" + tag;
@@ -63,6 +61,8 @@ std::string DecodeHtmlAmp(std::string s) {
   while ((p = s.find("&amp;")) != std::string::npos) s.replace(p, 5, "&");
   return s;
 }
+
+namespace {
 
 class HtmlSource : public PostSource {
  public:
@@ -134,7 +134,7 @@ Status HtmlSource::Run(Frontier& f) {
     }
     std::string base = r.effective_url.empty() ? url : r.effective_url;
     std::vector<NewPost> posts;
-    for (const auto& src : AttrValues(r.body, "img", "src")) {
+    for (const auto& src : HtmlAttrValues(r.body, "img", "src")) {
       std::string abs = http::ResolveUrl(base, DecodeHtmlAmp(src));
       if (!IsHttpUrl(abs)) continue;
       if (o.limit > 0 && images + static_cast<int64_t>(posts.size()) >= o.limit) break;
@@ -147,7 +147,7 @@ Status HtmlSource::Run(Frontier& f) {
     }
     std::vector<std::string> links;
     if (depth < o.depth) {
-      for (const auto& href : AttrValues(r.body, "a", "href")) {
+      for (const auto& href : HtmlAttrValues(r.body, "a", "href")) {
         std::string abs = http::ResolveUrl(base, DecodeHtmlAmp(href));
         if (IsHttpUrl(abs) && http::HostOf(abs) == host) links.push_back(abs);
       }

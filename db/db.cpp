@@ -1,9 +1,45 @@
 #include "db/db.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 namespace moeforge::db {
+
+namespace {
+
+// An SQLite failure as a Status that names the database file, with what to do for the
+// faults a user can fix: a full disk, a read-only file or folder, a damaged file.
+Status SqliteError(sqlite3* db, int rc, const std::string& detail) {
+  const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
+  std::string where = file && *file ? file : "database";
+  std::string msg = "sqlite: " + where + ": " + detail;
+  // The operating system's reason, when SQLite's own message hides it ("unable to open
+  // database file" on a read-only file system).
+  if (int e = db ? sqlite3_system_errno(db) : 0; e != 0 && (rc & 0xff) != SQLITE_CORRUPT)
+    msg += " [" + std::string(std::strerror(e)) + "]";
+  int os_errno = db ? sqlite3_system_errno(db) : 0;
+  if (os_errno == ENOSPC) rc = SQLITE_FULL;  // SQLite reports some ENOSPC as a plain I/O error
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return Status::IoError(msg + ". The disk holding " + where +
+                             " is full: free space and run again (committed work is kept)");
+    case SQLITE_READONLY:
+      return Status::IoError(msg + ". " + where + " or its folder is read-only: make the workspace writable");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Corrupt(msg + ". " + where +
+                             " is damaged: restore it from a backup (sqlite3's .recover may save part of it)");
+    default:
+      return Status::IoError(msg);
+  }
+}
+
+}  // namespace
+
 
 Stmt::~Stmt() {
   if (s_ != nullptr) sqlite3_finalize(s_);
@@ -51,7 +87,7 @@ Result<bool> Stmt::Step() {
   sqlite3* db = sqlite3_db_handle(s_);
   std::string msg = std::string(sqlite3_errmsg(db)) + " (in: " + sqlite3_sql(s_) + ")";
   sqlite3_reset(s_);
-  return Status::IoError("sqlite: " + msg);
+  return SqliteError(db, rc, msg);
 }
 
 Status Stmt::Run() {
@@ -83,6 +119,15 @@ std::string Stmt::Blob(int col) const {
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const OpenOptions& opts) {
   if (!opts.create && !std::filesystem::exists(path)) return Status::NotFound("no database at " + path);
+  // SQLite reports a read-only file or folder as "unable to open database file" (the -wal
+  // and -shm files beside it cannot be made): say what is wrong, and where.
+  if (!opts.read_only && std::filesystem::exists(path)) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    for (const std::string& p : {path, dir.empty() ? std::string(".") : dir})
+      if (::access(p.c_str(), W_OK) != 0)
+        return Status::IoError("cannot write " + p + ": " + std::strerror(errno) +
+                               " (moeforge writes to its workspace: make it writable)");
+  }
   int flags = SQLITE_OPEN_NOMUTEX;
   flags |= opts.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (opts.create && !opts.read_only) flags |= SQLITE_OPEN_CREATE;
@@ -110,7 +155,7 @@ Database::~Database() {
 }
 
 Status Database::Error(const std::string& what) const {
-  return Status::IoError("sqlite: " + what + ": " + sqlite3_errmsg(db_));
+  return SqliteError(db_, sqlite3_extended_errcode(db_), what + ": " + sqlite3_errmsg(db_));
 }
 
 Status Database::Exec(const std::string& sql) {
@@ -119,7 +164,7 @@ Status Database::Exec(const std::string& sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return Status::IoError("sqlite: " + msg + " (in: " + sql.substr(0, 200) + ")");
+    return SqliteError(db_, rc, msg + " (in: " + sql.substr(0, 200) + ")");
   }
   return Status::Ok();
 }

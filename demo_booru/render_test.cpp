@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
+#include "core/models.h"
 #include "core/tag_schema.h"
 
 namespace moeforge::demo {
@@ -227,11 +228,12 @@ TEST(RenderTest, ScoreDetectionsFollowsTheMatchingRule) {
 
 // The bar: lbpcascade_animeface with its README parameters finds the drawn faces.
 TEST(RenderTest, AnimeFaceCascadeFindsTheFaces) {
-  const char* dir = std::getenv("MOEFORGE_MODEL_PATH");
-  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "MOEFORGE_MODEL_PATH is not set: no lbpcascade_animeface.xml";
-  std::string path = std::string(dir) + "/lbpcascade_animeface.xml";
+  // The search path is a colon-separated list: resolve through it as every stage does.
+  auto resolved = ResolveModel("lbpcascade_animeface");
+  if (!resolved.ok()) GTEST_SKIP() << resolved.status().ToString();
+  const std::string& path = *resolved;
   cv::CascadeClassifier cascade;
-  if (!cascade.load(path)) GTEST_SKIP() << "cannot load " << path;
+  ASSERT_TRUE(cascade.load(path)) << "cannot load " << path;
   DetectionScore total;
   for (int64_t id = 1; id <= 500; ++id) {
     Illustration ill = RenderPost(2024, id);

@@ -743,15 +743,28 @@ TEST(DemoBooruFaults, StopCutsAStallShort) {
   FaultServer s("stall=1,stall_ms=600000");
   std::string path = s.FilePath(1);
   bool got_body = true;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point asked, answered;
   std::thread t([&] {
     auto cli = s.Client(120000);
+    asked = Clock::now();
     auto res = cli.Get(path.c_str());
+    answered = Clock::now();
     got_body = res && res->status == 200 && internal::Md5Hex(res->body) == s.booru->Post(1)->md5;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto stop_at = Clock::now();
   s.booru->Stop();  // would wait ten minutes if the stall were not interrupted
+  auto stopped = Clock::now();
   t.join();
   EXPECT_FALSE(got_body);
+  auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  // The request was inside the stall until Stop() (not refused at once)...
+  EXPECT_GE(ms(answered - asked), 400) << "the request ended before Stop(): it never stalled";
+  EXPECT_GE(ms(answered - stop_at), 0);
+  // ...and Stop() cut it short: seconds, not the stall's ten minutes.
+  EXPECT_LT(ms(stopped - stop_at), 5000) << "Stop() waited for the stall";
+  EXPECT_LT(ms(answered - stop_at), 5000) << "the stalled client was not released";
 }
 
 TEST(DemoBooruFaults, TruncatedBodyIsShorterThanItsContentLength) {

@@ -173,10 +173,15 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
   summary.stage = "detect";
   summary.params = run_params;
 
-  // The work: stored originals (not near duplicates) this detector has not recorded.
+  // The work: stored originals (not near duplicates) this detector has not recorded. A
+  // missing blob or a crop that could not be written (a full or read-only disk) is a fault
+  // of the workspace, not of the image: asked for again on every run until it is cleared
+  // (other failures only with retry_failed).
   std::vector<WorkItem> work;
   {
-    std::string seen = opts.retry_failed ? "AND d.state = 'done'" : "";
+    std::string seen = opts.retry_failed ? "AND d.state = 'done'"
+                                         : "AND NOT (d.state = 'failed' AND (d.error LIKE 'missing_blob%' OR "
+                                           "d.error LIKE 'crop_write_error%'))";
     MF_ASSIGN_OR_RETURN(
         db::Stmt q,
         db.Prepare("SELECT i.sha256, i.blob_path, coalesce(i.format, '') FROM images i WHERE i.blob_path IS NOT NULL AND i.near_dup_of IS NULL "

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -24,6 +25,15 @@ namespace moeforge::exporter {
 
 namespace {
 
+// libarchive's message plus the operating system's reason ("Write error" alone does not
+// say that the disk is full).
+std::string ArchiveError(struct archive* a) {
+  std::string msg = archive_error_string(a) ? archive_error_string(a) : "unknown error";
+  if (int e = archive_errno(a); e > 0) msg += std::string(" (") + std::strerror(e) + ")";
+  return msg;
+}
+
+
 const char* kManifest = "moeforge-export.json";
 
 // One archive (tar or zip) written entry by entry; closed on destruction. Entries carry
@@ -35,7 +45,7 @@ class ArchiveWriter {
     w->a_ = archive_write_new();
     int rc = zip ? archive_write_set_format_zip(w->a_) : archive_write_set_format_pax_restricted(w->a_);
     if (rc != ARCHIVE_OK || archive_write_open_filename(w->a_, path.c_str()) != ARCHIVE_OK)
-      return Status::IoError("cannot write " + path + ": " + archive_error_string(w->a_));
+      return Status::IoError("cannot write " + path + ": " + ArchiveError(w->a_));
     w->path_ = path;
     return w;
   }
@@ -55,13 +65,13 @@ class ArchiveWriter {
     Status s;
     if (archive_write_header(a_, e) != ARCHIVE_OK ||
         archive_write_data(a_, data.data(), data.size()) != static_cast<la_ssize_t>(data.size()))
-      s = Status::IoError("writing " + name + " into " + path_ + ": " + archive_error_string(a_));
+      s = Status::IoError("writing " + name + " into " + path_ + ": " + ArchiveError(a_));
     archive_entry_free(e);
     return s;
   }
   Status Close() {
     int rc = archive_write_close(a_);
-    Status s = rc == ARCHIVE_OK ? Status::Ok() : Status::IoError("closing " + path_ + ": " + archive_error_string(a_));
+    Status s = rc == ARCHIVE_OK ? Status::Ok() : Status::IoError("closing " + path_ + ": " + ArchiveError(a_));
     archive_write_free(a_);
     a_ = nullptr;
     return s;

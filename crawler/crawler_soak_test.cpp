@@ -1,0 +1,142 @@
+// The bounded soak: the real `moeforge crawl` against a loopback demo booru with every
+// fault mode on at once, SIGKILLed at random moments and started again until a run ends
+// by itself. Every post must end once, every failure with its reason, no blob without its
+// row (nor a row without its blob), and peak memory must not grow from run to run.
+// MOEFORGE_SOAK_POSTS sets the size (default 600; the soak is 5000).
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "crawler/test_util.h"
+#include "demo_booru/server.h"
+
+namespace moeforge::crawler {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_util::CheckInvariants;
+using testing_util::Env;
+
+pid_t Spawn(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for `pid`: its exit code (128 + signal when killed) and its peak RSS in MiB.
+std::pair<int, double> Reap(pid_t pid) {
+  int st = 0;
+  struct rusage ru {};
+  wait4(pid, &st, 0, &ru);
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return {code, ru.ru_maxrss / 1024.0};
+}
+
+TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
+  const char* bin_env = std::getenv("MOEFORGE_BIN");
+  std::string bin = bin_env ? bin_env : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
+  ASSERT_TRUE(fs::exists(bin)) << bin << " is not built";
+  const char* n_env = std::getenv("MOEFORGE_SOAK_POSTS");
+  const int posts = n_env ? std::atoi(n_env) : 600;
+  demo::DemoBooru::Options bo;
+  bo.posts = posts;
+  bo.seed = 31;
+  bo.faults =
+      "rate429=0.04,5xx=0.04,5xx_perm=0.03,stall=0.02,truncate=0.03,corrupt=0.03,ctype=0.03,"
+      "redirect_loop=0.03,redirect_scheme=0.03,oversize=0.03,huge_dims=0.03,noai=0.03,"
+      "stall_ms=3000,oversize_mb=3,retry_after=1";
+  bo.prerender = true;
+  demo::DemoBooru booru(bo);
+  ASSERT_TRUE(booru.Start().ok());
+
+  Env env("soak");
+  std::vector<std::string> args = {bin,       "crawl",          "-w",        env.dir,   "--source",
+                                   "danbooru", "--url",          booru.base_url(), "--page-limit", "100",
+                                   "--concurrency", "8", "--timeout", "1", "--max-bytes", "2097152", "--quiet"};
+  unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  // Six runs killed 1-6 s after they start (the binary's start-up included), then one left
+  // to finish; a run that finishes before its kill ends the loop early.
+  std::uniform_int_distribution<int> wait_ms(1000, 6000);
+  const int kKills = 6;
+  std::vector<double> rss;
+  int kills = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int run = 0;; ++run) {
+    pid_t pid = Spawn(args);
+    bool sent = false;
+    if (run < kKills) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms(rng));
+      auto running = [pid] {  // without reaping it: Reap() below collects its usage
+        siginfo_t info{};
+        return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+      };
+      while (std::chrono::steady_clock::now() < deadline && running())
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      sent = ::kill(pid, SIGKILL) == 0;
+    }
+    auto [code, peak] = Reap(pid);
+    rss.push_back(peak);
+    if (code == 128 + SIGKILL && sent) {
+      ++kills;
+      continue;
+    }
+    ASSERT_EQ(code, 0) << "run " << run << " (rng seed " << seed << ")";
+    break;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto stats = booru.stats();
+
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts"), posts);
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state = 'pending'"), 0);
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state = 'failed' AND coalesce(error, '') = ''"), 0)
+      << "a failure without its reason";
+  // Posts the server serves healthily (after its transient faults) end stored or as
+  // duplicates; what it never serves ends failed.
+  int good = 0, good_kept = 0;
+  auto outcome = env.Posts();
+  for (int id = 1; id <= posts; ++id) {
+    auto meta = booru.Post(id);
+    ASSERT_TRUE(meta.ok());
+    if (!meta->fault.stored) continue;
+    ++good;
+    const auto& state = outcome[std::to_string(id)].first;
+    good_kept += state == "stored" || state == "duplicate";
+  }
+  EXPECT_GE(good_kept, good * 99 / 100) << good_kept << " of " << good << " good posts kept";
+  CheckInvariants(env);
+  double first = rss.front(), last = rss.back();
+  double killed_max = rss.size() > 1 ? *std::max_element(rss.begin(), rss.end() - 1) : first;
+  std::printf(
+      "soak: %d posts, %d runs (%d killed), %.0f s, server: %lld faults injected, %lld image requests; "
+      "good posts kept %d/%d; peak RSS first run %.0f MiB, killed runs max %.0f MiB, last run %.0f MiB (rng seed %u)\n",
+      posts, static_cast<int>(rss.size()), kills, secs, static_cast<long long>(stats.faults_injected),
+      static_cast<long long>(stats.image_requests), good_kept, good, first, killed_max, last, seed);
+  EXPECT_GE(kills, 3) << "the crawl finished before three kills: make it bigger";
+  // Memory flat: the run that finished needs no more than the killed ones did, give or take.
+  EXPECT_LE(last, 1.5 * killed_max + 64) << "peak RSS grew from run to run";
+}
+
+}  // namespace
+}  // namespace moeforge::crawler
