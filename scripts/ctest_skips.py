@@ -31,7 +31,13 @@ def main():
         total += 1
         name = tc.get("name")
         out = "".join(e.text or "" for e in tc.iter("system-out"))
-        if tc.find("skipped") is not None or tc.get("status") in ("notrun", "disabled"):
+        sk = tc.find("skipped")
+        # CTest also reports a test it could not start (no executable) as "skipped": that
+        # is a failure, not a skip.
+        if sk is not None and "Unable to find executable" in (sk.get("message") or ""):
+            failed += 1
+            print(f"  NOT RUN {name}: {sk.get('message')}")
+        elif sk is not None or tc.get("status") in ("notrun", "disabled"):
             skipped.append((name, reason(out)))
         elif tc.find("failure") is not None or tc.find("error") is not None or tc.get("status") == "fail":
             failed += 1
