@@ -223,7 +223,7 @@ TEST(DiskFault, TagExportAndTrainCheckpointOnAFullDiskStopNamingTheFileAndResume
   int64_t faces = Count(ws, "SELECT count(*) FROM faces");
   ASSERT_GT(faces, 20);
 
-  disk.FillLeaving(160 << 10);
+  disk.FillLeaving(16 << 10);  // less than the tag rows and their WAL frames need
   Outcome full = Moeforge("tag -w " + ws + " --tagger " + tagger + " --batch 8");
   EXPECT_NE(full.status, 0) << full.out;
   EXPECT_NE(full.out.find(ws + "/"), std::string::npos) << full.out;
