@@ -27,32 +27,10 @@ namespace {
 namespace fs = std::filesystem;
 using testing_util::CheckInvariants;
 using testing_util::Env;
+using testing_util::Binary;
+using testing_util::Spawn;
+using testing_util::WaitExit;
 
-std::string Binary() {
-  const char* env = std::getenv("MOEFORGE_BIN");
-  return env ? env : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
-}
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    dup2(null, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int WaitExit(pid_t pid) {
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 // remote_id, state, error, image_sha256 of every post.
 std::vector<std::string> Outcomes(Env& env) {

@@ -28,21 +28,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing_util::CheckInvariants;
 using testing_util::Env;
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    dup2(null, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
+using testing_util::Binary;
+using testing_util::Spawn;
+using testing_util::WaitExit;
 
 // Waits for `pid`: its exit code (128 + signal when killed) and its peak RSS in MiB.
 std::pair<int, double> Reap(pid_t pid) {
@@ -54,8 +42,7 @@ std::pair<int, double> Reap(pid_t pid) {
 }
 
 TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
-  const char* bin_env = std::getenv("MOEFORGE_BIN");
-  std::string bin = bin_env ? bin_env : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
+  std::string bin = Binary();
   ASSERT_TRUE(fs::exists(bin)) << bin << " is not built";
   const char* n_env = std::getenv("MOEFORGE_SOAK_POSTS");
   const int posts = n_env ? std::atoi(n_env) : 600;

@@ -2,14 +2,19 @@
 // storage invariants every crawl must leave.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/hash.h"
 #include "core/workspace.h"
@@ -18,6 +23,35 @@
 namespace moeforge::crawler::testing_util {
 
 namespace fs = std::filesystem;
+
+// The moeforge binary the tests run: MOEFORGE_BIN, or the one this build made.
+inline std::string Binary() {
+  const char* env = std::getenv("MOEFORGE_BIN");
+  return env ? env : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
+}
+
+// Starts args[0] with args, its output to /dev/null; returns the child's pid.
+inline pid_t Spawn(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for pid: its exit status, or 128 + the signal that ended it.
+inline int WaitExit(pid_t pid) {
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
 
 struct Env {
   std::string dir;
