@@ -12,7 +12,11 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -210,6 +214,112 @@ TEST(CrawlSites, FiltersDownloadNothingAndCountByReason) {
   EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE error='filtered:exclude_tags'"), 0);
   EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE error='filtered:rating'"), rating);
   EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate')"), 40 - rating);
+  CheckInvariants(env);
+}
+
+// Crawls `co` over the booru's posts 1..n, where `stops(post)` says whether the filter `what`
+// should stop the post: a stopped post is recorded as skipped with "filtered:<what>", its
+// image never asked for (the server's hit count), and the summary counts it under that
+// reason; every other post is stored. Returns how many were stopped; both kinds must occur.
+int ExpectFilteredBy(demo::DemoBooru& booru, const CrawlOptions& co, int n, const std::string& what,
+                     const std::function<bool(const demo::PostMeta&)>& stops) {
+  Env env("filter_" + what);
+  auto s = Crawl(env.ws, co);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return 0;
+  auto posts = env.Posts();
+  int stopped = 0;
+  for (int id = 1; id <= n; ++id) {
+    auto m = booru.Post(id).value();
+    auto st = posts[std::to_string(id)];
+    if (stops(m)) {
+      EXPECT_EQ(st, std::make_pair(std::string("skipped"), "filtered:" + what)) << what << " " << id;
+      EXPECT_EQ(booru.OriginalHits(id), 0) << what << ": filtered post " << id << " was downloaded";
+      ++stopped;
+    } else {
+      EXPECT_TRUE(st.first == "stored" || st.first == "duplicate") << what << " " << id << " " << st.first;
+    }
+  }
+  EXPECT_GT(stopped, 0) << what << ": the filter stopped nothing, the test proves little";
+  EXPECT_LT(stopped, n) << what << ": the filter stopped everything";
+  EXPECT_EQ(Extra(*s, "filtered:" + what), stopped) << s->ToLine();
+  CheckInvariants(env);
+  return stopped;
+}
+
+// The median of `v` (sorted copy).
+template <typename T>
+T Median(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+TEST(CrawlSites, MinSizeFilterDownloadsNothingItStops) {
+  auto booru = StartBooru(Posts(40));
+  std::vector<int> w, h;
+  for (int id = 1; id <= 40; ++id) {
+    w.push_back(booru->Post(id).value().width);
+    h.push_back(booru->Post(id).value().height);
+  }
+  const int mw = Median(w), mh = Median(h);
+  auto co = Opts("danbooru", booru->base_url());
+  co.min_size = std::to_string(mw) + "x" + std::to_string(mh);
+  ExpectFilteredBy(*booru, co, 40, "min_size",
+                   [&](const demo::PostMeta& m) { return m.width < mw || m.height < mh; });
+}
+
+TEST(CrawlSites, AspectFilterDownloadsNothingItStops) {
+  auto booru = StartBooru(Posts(40));
+  std::vector<double> a;
+  for (int id = 1; id <= 40; ++id) {
+    auto m = booru->Post(id).value();
+    a.push_back(static_cast<double>(m.width) / m.height);
+  }
+  std::sort(a.begin(), a.end());
+  // The middle half of the posts' shapes, as the user would write the bounds.
+  char bounds[64];
+  std::snprintf(bounds, sizeof bounds, "%.4f:%.4f", a[10], a[30]);
+  const double lo = std::strtod(bounds, nullptr), hi = std::strtod(std::strchr(bounds, ':') + 1, nullptr);
+  auto co = Opts("danbooru", booru->base_url());
+  co.aspect = bounds;
+  ExpectFilteredBy(*booru, co, 40, "aspect", [&](const demo::PostMeta& m) {
+    double r = static_cast<double>(m.width) / m.height;
+    return r < lo || r > hi;
+  });
+}
+
+TEST(CrawlSites, ExtFilterDownloadsNothingItStops) {
+  auto o = Posts(40);
+  o.webp_rate = 0.3;  // png, jpg and webp originals
+  auto booru = StartBooru(o);
+  auto co = Opts("danbooru", booru->base_url());
+  co.ext = "png,.WEBP";  // a dot and any case are accepted
+  ExpectFilteredBy(*booru, co, 40, "ext", [](const demo::PostMeta& m) { return m.file_ext == "jpg"; });
+}
+
+// --max-posts-per-query: the query stops once that many posts passed; the rest of the last
+// page is counted (not recorded) and no later page is asked for.
+TEST(CrawlSites, MaxPostsPerQueryStopsTheQueryAndCountsTheRest) {
+  auto booru = StartBooru(Posts(40));
+  Env env("filter_max_posts");
+  auto co = Opts("danbooru", booru->base_url());
+  co.page_limit = 10;
+  co.max_posts_per_query = 13;  // pages of 10, newest first: ids 40..28 taken, 27..21 listed
+  auto s = Crawl(env.ws, co);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts"), 13);
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate') AND CAST(remote_id AS INTEGER) "
+                  ">= 28"),
+            13);
+  EXPECT_EQ(Extra(*s, "max_posts_per_query"), 7) << s->ToLine();
+  EXPECT_EQ(booru->stats().api_requests, 2) << "no page after the one where the cap was reached";
+  std::set<std::string> taken_md5;
+  for (int id = 28; id <= 40; ++id) taken_md5.insert(booru->Post(id).value().md5);
+  for (int id = 1; id <= 27; ++id) {
+    auto m = booru->Post(id).value();
+    if (taken_md5.count(m.md5)) continue;  // an exact duplicate of a taken post: one URL
+    EXPECT_EQ(booru->OriginalHits(id), 0) << "post " << id << " beyond the cap was downloaded";
+  }
   CheckInvariants(env);
 }
 

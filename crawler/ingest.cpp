@@ -54,10 +54,10 @@ bool ForbidsAi(const std::string& header) {
 
 }  // namespace
 
-void CrawlCounters::Skipped(const std::string& why) {
-  skipped_++;
+void CrawlCounters::Skipped(const std::string& why, int64_t n) {
+  skipped_ += n;
   std::lock_guard<std::mutex> l(mu_);
-  skips_[why]++;
+  skips_[why] += n;
 }
 
 void CrawlCounters::Replaced() {

@@ -58,7 +58,7 @@ class CrawlCounters {
   void Stored() { stored_++; }
   // A copy stored in this run was replaced by a better one: it counts as a near duplicate.
   void Replaced();
-  void Skipped(const std::string& why);
+  void Skipped(const std::string& why, int64_t n = 1);
   void Failed(const std::string& reason);
   void Bytes(int64_t n) { bytes_ += n; }
   void Page() { pages_++; }

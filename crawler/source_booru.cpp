@@ -238,6 +238,9 @@ Status BooruSource::Run(Frontier& f) {
         } else {
           if (o.max_posts_per_query > 0 && np_passed >= o.max_posts_per_query) {
             reached_max = true;
+            // The rest of this page is listed but not taken (nor recorded): counted by reason.
+            int64_t rest = static_cast<int64_t>(page->posts.size()) - (&rec - page->posts.data());
+            f.counters().Skipped("max_posts_per_query", rest);
             break;
           }
           ChosenVariant v = ChooseVariant(rec, o.variant, o.min_variant_px);
