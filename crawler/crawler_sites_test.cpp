@@ -17,11 +17,13 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/models.h"
 #include "crawler/crawler.h"
 #include "crawler/test_util.h"
 #include "demo_booru/server.h"
@@ -432,6 +434,46 @@ TEST(CrawlSites, SampleVariantFetchesFewerBytesAndWebpIsStored) {
   ASSERT_TRUE(Crawl(autov.ws, co).ok());
   EXPECT_EQ(autov.Q("SELECT count(*) FROM posts WHERE variant='original'"), 30);
   CheckInvariants(sample);
+}
+
+// Runs detect (lbpcascade_animeface, the real binary) on the workspace; returns the crops
+// made per rendition the posts were fetched as.
+std::map<std::string, int64_t> CropsByVariant(Env& env) {
+  std::string bin = testing_util::Binary();
+  EXPECT_EQ(testing_util::WaitExit(testing_util::Spawn({bin, "detect", "-w", env.dir, "--detector", "cascade",
+                                                        "--threads", "2"})),
+            0);
+  std::map<std::string, int64_t> out;
+  for (const char* v : {"original", "sample"})
+    out[v] = env.Q(std::string("SELECT count(*) FROM faces WHERE crop_path IS NOT NULL AND image_sha256 IN (SELECT "
+                               "image_sha256 FROM posts WHERE variant='") + v + "')");
+  return out;
+}
+
+// The sample rendition costs fewer bytes and still gives face crops: detect on a sample
+// crawl makes crops from the samples, and most as many as from the originals.
+TEST(CrawlSites, SampleVariantStillGivesFaceCrops) {
+  if (!ResolveModel("lbpcascade_animeface").ok()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
+  ASSERT_TRUE(fs::exists(testing_util::Binary())) << "the moeforge target is not built";
+  auto o = Posts(30);
+  o.sample_px = 480;
+  auto booru = StartBooru(o);
+  Env orig("crops_orig"), sample("crops_sample");
+  auto co = Opts("danbooru", booru->base_url());
+  ASSERT_TRUE(Crawl(orig.ws, co).ok());
+  co.variant = "sample";
+  ASSERT_TRUE(Crawl(sample.ws, co).ok());
+  ASSERT_GT(sample.Q("SELECT count(*) FROM posts WHERE variant='sample' AND state='stored'"), 10);
+  int64_t from_originals = CropsByVariant(orig)["original"];
+  auto s = CropsByVariant(sample);
+  ASSERT_GT(from_originals, 10) << "the cascade found few faces in the originals: the comparison proves little";
+  EXPECT_GT(s["sample"], 0) << "no crop from any sample";
+  EXPECT_GE((s["sample"] + s["original"]) * 4, from_originals * 3)
+      << "sample crawl: " << s["sample"] << " crops from samples + " << s["original"]
+      << " from originals; original crawl: " << from_originals;
+  std::fprintf(stderr, "crops: original crawl %lld; sample crawl %lld from samples + %lld from originals\n",
+               static_cast<long long>(from_originals), static_cast<long long>(s["sample"]),
+               static_cast<long long>(s["original"]));
 }
 
 // --write-metadata puts the post's API record beside each blob; the orphan sweep keeps it.
