@@ -401,6 +401,64 @@ TEST(CrawlSites, ChallengePageStopsTheCrawlWithBoundedRequests) {
   CheckInvariants(env);
 }
 
+// Gelbooru has asked for an API key since 2025: a 401 or 403 (not a challenge page) stops
+// the crawl at once with a message naming the variables to set; with them set, it runs.
+TEST(CrawlSites, GelbooruRefusalNamesTheCredentialVariables) {
+  ::unsetenv("MOEFORGE_GELBOORU_USER_ID");
+  ::unsetenv("MOEFORGE_GELBOORU_API_KEY");
+  for (int status : {401, 403}) {
+    auto o = Posts(12);
+    o.gelbooru_key_status = status;
+    auto booru = StartBooru(o);
+    Env env("gelbooru_key_" + std::to_string(status));
+    auto co = Opts("gelbooru", booru->base_url());
+    co.retries = 5;
+    auto s = Crawl(env.ws, co);
+    ASSERT_FALSE(s.ok()) << status;
+    const std::string msg = s.status().message();
+    EXPECT_NE(msg.find("HTTP " + std::to_string(status)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("without credentials"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("MOEFORGE_GELBOORU_USER_ID"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("MOEFORGE_GELBOORU_API_KEY"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("challenge"), std::string::npos) << "not a challenge page: " << msg;
+    EXPECT_EQ(booru->stats().api_requests, 1) << "a refusal is not retried";
+    EXPECT_EQ(booru->stats().image_requests, 0);
+    // The same crawl with the credentials the message names.
+    ::setenv("MOEFORGE_GELBOORU_USER_ID", "1234", 1);
+    ::setenv("MOEFORGE_GELBOORU_API_KEY", "demo-key", 1);
+    auto ok = Crawl(env.ws, co);
+    ::unsetenv("MOEFORGE_GELBOORU_USER_ID");
+    ::unsetenv("MOEFORGE_GELBOORU_API_KEY");
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate')"), 12);
+  }
+}
+
+// A Retry-After far beyond --retry-after-max is cut to it, with a message, for API pages
+// and images alike: the real binary, every API page and image answered 429 + Retry-After:
+// 3600 once, ends in seconds.
+TEST(CrawlSites, RetryAfterMaxCapsALongWaitWithAMessage) {
+  std::string bin = testing_util::Binary();
+  ASSERT_TRUE(fs::exists(bin)) << "the moeforge target is not built";
+  auto o = Posts(6);
+  o.faults = "api429=1,rate429=1,fail_first=1,retry_after=3600";
+  auto booru = StartBooru(o);
+  Env env("retry_after_max");
+  auto t0 = std::chrono::steady_clock::now();
+  auto [rc, out] = testing_util::RunCapture({bin, "crawl", "-w", env.dir, "--source", "danbooru", "--url",
+                                             booru->base_url(), "--retry-after-max", "1", "--retries", "3",
+                                             "--near-dup-threshold=-1", "--quiet", "--json"});
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("the site asked to wait 3600 s (Retry-After); waiting 1 s instead (--retry-after-max)"),
+            std::string::npos)
+      << out;
+  EXPECT_LT(took, 60.0) << "the 3600 s Retry-After was not cut";
+  EXPECT_GE(booru->stats().faults_injected, 6 + 1) << "every image and the API page met a 429";
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate')"), 6);
+  EXPECT_NE(out.find("\"retry_after_cut_s\":3600"), std::string::npos) << out;
+}
+
 // --variant sample fetches the site's sample (fewer bytes); auto keeps the original when no
 // rendition reaches --min-variant-px. Samples are stored with the variant recorded, and
 // WebP originals are stored as WebP.

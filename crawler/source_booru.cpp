@@ -128,7 +128,6 @@ Status BooruSource::Run(Frontier& f) {
 
   bool finished = false;
   bool first_request = true;
-  double cut_reported = 0;
   while (true) {
     if (o.limit > 0 && taken >= o.limit) {
       finished = true;
@@ -170,12 +169,7 @@ Status BooruSource::Run(Frontier& f) {
     http::Response r = f.http().Get(rq);
     f.counters().Page();
     f.DrawProgress();
-    double cut = f.http().stats().retry_after_cut_s;
-    if (cut > cut_reported) {
-      std::fprintf(stderr, "crawl: the site asked to wait %.0f s (Retry-After); waiting %.0f s instead (--retry-after-max)\n",
-                   cut, o.retry_after_max_s);
-      cut_reported = cut;
-    }
+    f.ReportRetryAfterCut();
     if (r.status == 304 && r.error.empty()) {
       finished = true;  // page 1 unchanged: nothing new
       break;
