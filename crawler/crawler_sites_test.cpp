@@ -2,8 +2,9 @@
 // rules: id cursors past the page cap in all three dialects (and a resume after SIGKILL on
 // a cursor page), pacing measured from the server's own request log, filters decided
 // before download (the server's per-post hit counts prove no image was asked for), the
-// anonymous tag limit, posts that cannot be had, sample renditions, WebP originals, a
-// challenge page that stops the crawl, and metadata sidecars.
+// anonymous tag limit, posts that cannot be had, sample renditions (fewer bytes, crops still
+// made), WebP originals, a challenge page that stops the crawl, Gelbooru's credentials, a
+// Retry-After cut by --retry-after-max, and metadata sidecars.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
