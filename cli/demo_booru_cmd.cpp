@@ -54,6 +54,11 @@ Command AddDemoBooruCommand(CLI::App& root) {
   app->add_option("--challenge-after", o->booru.challenge_after,
                   "Answer every request after the first N with a Cloudflare-style challenge (-1: never)")
       ->capture_default_str();
+  app->add_option("--gelbooru-key-status", o->booru.gelbooru_key_status,
+                  "Answer Gelbooru API requests without user_id and api_key with this status, as Gelbooru has "
+                  "since 2025 (0: never)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 401, 403}));
   app->add_option("--unavailable", o->booru.unavailable_rate,
                   "Share of posts deleted, banned, restricted, video or ugoira")
       ->capture_default_str()

@@ -121,7 +121,8 @@ OptionTable CrawlOptionTable(crawler::CrawlOptions* o) {
   t.Add("rating", &o->rating, "Booru: keep only these ratings, e.g. g,s or general,sensitive");
   t.Add("exclude_tags", &o->exclude_tags, "Booru: skip posts with any of these tags (space separated)");
   t.Add("ext", &o->ext, "Booru: keep only these file types, e.g. jpg,png,webp");
-  t.Add("max_posts_per_query", &o->max_posts_per_query, "Booru: stop a query after this many posts passed the filters");
+  t.Add("max_posts_per_query", &o->max_posts_per_query, "Booru: stop a query after this many posts passed the filters (the rest of that page counts as "
+        "skipped max_posts_per_query)");
   t.Add("variant", &o->variant,
         "Booru: original, sample (the site's smaller rendition), or auto (the smallest with a short side of at "
         "least --min-variant-px)")

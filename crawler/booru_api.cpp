@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/http.h"
+#include "codecs/decode.h"
 #include "crawler/xml_reader.h"
 
 namespace moeforge::crawler {
@@ -217,6 +218,8 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
     p.skip_reason = "video";
   } else if (p.file_url.empty()) {
     p.skip_reason = "restricted";  // the site withholds the file from this user
+  } else if (!codecs::MissingDecoder(p.file_ext).empty()) {
+    p.skip_reason = p.file_ext;  // avif: not asked for, this build could not decode it
   } else if (!IsImageExt(p.file_ext)) {
     p.skip_reason = "not_image";
   }

@@ -149,6 +149,8 @@ TEST(BooruApi, EdgeShapes) {
       {R"([{"id":8,"file_url":"https://x/y.mp4","file_ext":"mp4","tag_string":"a"}])", true, 1, "video"},
       {R"([{"id":8,"file_url":"https://x/y.zip","file_ext":"zip","tag_string":"a"}])", true, 1, "ugoira"},
       {R"([{"id":8,"file_url":"https://x/y.psd","file_ext":"psd","tag_string":"a"}])", true, 1, "not_image"},
+      // No AVIF decoder in this build: skipped by name before any download.
+      {R"([{"id":8,"file_url":"https://x/y.avif","file_ext":"avif","tag_string":"a"}])", true, 1, "avif"},
       {R"([{"id":8,"is_banned":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "banned"},
       {R"([{"id":8,"is_deleted":true,"file_ext":"jpg","tag_string":"a"}])", true, 1, "deleted"},
       {R"({"success":false,"message":"You cannot search for more than 2 tags at a time."})", false, 0, ""},

@@ -2,8 +2,9 @@
 // rules: id cursors past the page cap in all three dialects (and a resume after SIGKILL on
 // a cursor page), pacing measured from the server's own request log, filters decided
 // before download (the server's per-post hit counts prove no image was asked for), the
-// anonymous tag limit, posts that cannot be had, sample renditions, WebP originals, a
-// challenge page that stops the crawl, and metadata sidecars.
+// anonymous tag limit, posts that cannot be had, sample renditions (fewer bytes, crops still
+// made), WebP originals, a challenge page that stops the crawl, Gelbooru's credentials, a
+// Retry-After cut by --retry-after-max, and metadata sidecars.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,12 +13,18 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/models.h"
 #include "crawler/crawler.h"
 #include "crawler/test_util.h"
 #include "demo_booru/server.h"
@@ -213,6 +220,112 @@ TEST(CrawlSites, FiltersDownloadNothingAndCountByReason) {
   CheckInvariants(env);
 }
 
+// Crawls `co` over the booru's posts 1..n, where `stops(post)` says whether the filter `what`
+// should stop the post: a stopped post is recorded as skipped with "filtered:<what>", its
+// image never asked for (the server's hit count), and the summary counts it under that
+// reason; every other post is stored. Returns how many were stopped; both kinds must occur.
+int ExpectFilteredBy(demo::DemoBooru& booru, const CrawlOptions& co, int n, const std::string& what,
+                     const std::function<bool(const demo::PostMeta&)>& stops) {
+  Env env("filter_" + what);
+  auto s = Crawl(env.ws, co);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return 0;
+  auto posts = env.Posts();
+  int stopped = 0;
+  for (int id = 1; id <= n; ++id) {
+    auto m = booru.Post(id).value();
+    auto st = posts[std::to_string(id)];
+    if (stops(m)) {
+      EXPECT_EQ(st, std::make_pair(std::string("skipped"), "filtered:" + what)) << what << " " << id;
+      EXPECT_EQ(booru.OriginalHits(id), 0) << what << ": filtered post " << id << " was downloaded";
+      ++stopped;
+    } else {
+      EXPECT_TRUE(st.first == "stored" || st.first == "duplicate") << what << " " << id << " " << st.first;
+    }
+  }
+  EXPECT_GT(stopped, 0) << what << ": the filter stopped nothing, the test proves little";
+  EXPECT_LT(stopped, n) << what << ": the filter stopped everything";
+  EXPECT_EQ(Extra(*s, "filtered:" + what), stopped) << s->ToLine();
+  CheckInvariants(env);
+  return stopped;
+}
+
+// The median of `v` (sorted copy).
+template <typename T>
+T Median(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+TEST(CrawlSites, MinSizeFilterDownloadsNothingItStops) {
+  auto booru = StartBooru(Posts(40));
+  std::vector<int> w, h;
+  for (int id = 1; id <= 40; ++id) {
+    w.push_back(booru->Post(id).value().width);
+    h.push_back(booru->Post(id).value().height);
+  }
+  const int mw = Median(w), mh = Median(h);
+  auto co = Opts("danbooru", booru->base_url());
+  co.min_size = std::to_string(mw) + "x" + std::to_string(mh);
+  ExpectFilteredBy(*booru, co, 40, "min_size",
+                   [&](const demo::PostMeta& m) { return m.width < mw || m.height < mh; });
+}
+
+TEST(CrawlSites, AspectFilterDownloadsNothingItStops) {
+  auto booru = StartBooru(Posts(40));
+  std::vector<double> a;
+  for (int id = 1; id <= 40; ++id) {
+    auto m = booru->Post(id).value();
+    a.push_back(static_cast<double>(m.width) / m.height);
+  }
+  std::sort(a.begin(), a.end());
+  // The middle half of the posts' shapes, as the user would write the bounds.
+  char bounds[64];
+  std::snprintf(bounds, sizeof bounds, "%.4f:%.4f", a[10], a[30]);
+  const double lo = std::strtod(bounds, nullptr), hi = std::strtod(std::strchr(bounds, ':') + 1, nullptr);
+  auto co = Opts("danbooru", booru->base_url());
+  co.aspect = bounds;
+  ExpectFilteredBy(*booru, co, 40, "aspect", [&](const demo::PostMeta& m) {
+    double r = static_cast<double>(m.width) / m.height;
+    return r < lo || r > hi;
+  });
+}
+
+TEST(CrawlSites, ExtFilterDownloadsNothingItStops) {
+  auto o = Posts(40);
+  o.webp_rate = 0.3;  // png, jpg and webp originals
+  auto booru = StartBooru(o);
+  auto co = Opts("danbooru", booru->base_url());
+  co.ext = "png,.WEBP";  // a dot and any case are accepted
+  ExpectFilteredBy(*booru, co, 40, "ext", [](const demo::PostMeta& m) { return m.file_ext == "jpg"; });
+}
+
+// --max-posts-per-query: the query stops once that many posts passed; the rest of the last
+// page is counted (not recorded) and no later page is asked for.
+TEST(CrawlSites, MaxPostsPerQueryStopsTheQueryAndCountsTheRest) {
+  auto booru = StartBooru(Posts(40));
+  Env env("filter_max_posts");
+  auto co = Opts("danbooru", booru->base_url());
+  co.page_limit = 10;
+  co.max_posts_per_query = 13;  // pages of 10, newest first: ids 40..28 taken, 27..21 listed
+  auto s = Crawl(env.ws, co);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts"), 13);
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate') AND CAST(remote_id AS INTEGER) "
+                  ">= 28"),
+            13);
+  EXPECT_EQ(Extra(*s, "max_posts_per_query"), 7) << s->ToLine();
+  EXPECT_EQ(booru->stats().api_requests, 2) << "no page after the one where the cap was reached";
+  std::set<std::string> taken_md5;
+  for (int id = 28; id <= 40; ++id) taken_md5.insert(booru->Post(id).value().md5);
+  for (int id = 1; id <= 27; ++id) {
+    auto m = booru->Post(id).value();
+    if (taken_md5.count(m.md5)) continue;  // an exact duplicate of a taken post: one URL
+    EXPECT_EQ(booru->OriginalHits(id), 0) << "post " << id << " beyond the cap was downloaded";
+  }
+  CheckInvariants(env);
+}
+
 // An anonymous Danbooru search of three terms is refused by the site; the crawl sends two
 // and checks the third itself.
 TEST(CrawlSites, AnonymousTagLimitMovesExtraTermsToOurSide) {
@@ -289,6 +402,64 @@ TEST(CrawlSites, ChallengePageStopsTheCrawlWithBoundedRequests) {
   CheckInvariants(env);
 }
 
+// Gelbooru has asked for an API key since 2025: a 401 or 403 (not a challenge page) stops
+// the crawl at once with a message naming the variables to set; with them set, it runs.
+TEST(CrawlSites, GelbooruRefusalNamesTheCredentialVariables) {
+  ::unsetenv("MOEFORGE_GELBOORU_USER_ID");
+  ::unsetenv("MOEFORGE_GELBOORU_API_KEY");
+  for (int status : {401, 403}) {
+    auto o = Posts(12);
+    o.gelbooru_key_status = status;
+    auto booru = StartBooru(o);
+    Env env("gelbooru_key_" + std::to_string(status));
+    auto co = Opts("gelbooru", booru->base_url());
+    co.retries = 5;
+    auto s = Crawl(env.ws, co);
+    ASSERT_FALSE(s.ok()) << status;
+    const std::string msg = s.status().message();
+    EXPECT_NE(msg.find("HTTP " + std::to_string(status)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("without credentials"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("MOEFORGE_GELBOORU_USER_ID"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("MOEFORGE_GELBOORU_API_KEY"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("challenge"), std::string::npos) << "not a challenge page: " << msg;
+    EXPECT_EQ(booru->stats().api_requests, 1) << "a refusal is not retried";
+    EXPECT_EQ(booru->stats().image_requests, 0);
+    // The same crawl with the credentials the message names.
+    ::setenv("MOEFORGE_GELBOORU_USER_ID", "1234", 1);
+    ::setenv("MOEFORGE_GELBOORU_API_KEY", "demo-key", 1);
+    auto ok = Crawl(env.ws, co);
+    ::unsetenv("MOEFORGE_GELBOORU_USER_ID");
+    ::unsetenv("MOEFORGE_GELBOORU_API_KEY");
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate')"), 12);
+  }
+}
+
+// A Retry-After far beyond --retry-after-max is cut to it, with a message, for API pages
+// and images alike: the real binary, every API page and image answered 429 + Retry-After:
+// 3600 once, ends in seconds.
+TEST(CrawlSites, RetryAfterMaxCapsALongWaitWithAMessage) {
+  std::string bin = testing_util::Binary();
+  ASSERT_TRUE(fs::exists(bin)) << "the moeforge target is not built";
+  auto o = Posts(6);
+  o.faults = "api429=1,rate429=1,fail_first=1,retry_after=3600";
+  auto booru = StartBooru(o);
+  Env env("retry_after_max");
+  auto t0 = std::chrono::steady_clock::now();
+  auto [rc, out] = testing_util::RunCapture({bin, "crawl", "-w", env.dir, "--source", "danbooru", "--url",
+                                             booru->base_url(), "--retry-after-max", "1", "--retries", "3",
+                                             "--near-dup-threshold=-1", "--quiet", "--json"});
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("the site asked to wait 3600 s (Retry-After); waiting 1 s instead (--retry-after-max)"),
+            std::string::npos)
+      << out;
+  EXPECT_LT(took, 60.0) << "the 3600 s Retry-After was not cut";
+  EXPECT_GE(booru->stats().faults_injected, 6 + 1) << "every image and the API page met a 429";
+  EXPECT_EQ(env.Q("SELECT count(*) FROM posts WHERE state IN ('stored','duplicate')"), 6);
+  EXPECT_NE(out.find("\"retry_after_cut_s\":3600"), std::string::npos) << out;
+}
+
 // --variant sample fetches the site's sample (fewer bytes); auto keeps the original when no
 // rendition reaches --min-variant-px. Samples are stored with the variant recorded, and
 // WebP originals are stored as WebP.
@@ -322,6 +493,46 @@ TEST(CrawlSites, SampleVariantFetchesFewerBytesAndWebpIsStored) {
   ASSERT_TRUE(Crawl(autov.ws, co).ok());
   EXPECT_EQ(autov.Q("SELECT count(*) FROM posts WHERE variant='original'"), 30);
   CheckInvariants(sample);
+}
+
+// Runs detect (lbpcascade_animeface, the real binary) on the workspace; returns the crops
+// made per rendition the posts were fetched as.
+std::map<std::string, int64_t> CropsByVariant(Env& env) {
+  std::string bin = testing_util::Binary();
+  EXPECT_EQ(testing_util::WaitExit(testing_util::Spawn({bin, "detect", "-w", env.dir, "--detector", "cascade",
+                                                        "--threads", "2"})),
+            0);
+  std::map<std::string, int64_t> out;
+  for (const char* v : {"original", "sample"})
+    out[v] = env.Q(std::string("SELECT count(*) FROM faces WHERE crop_path IS NOT NULL AND image_sha256 IN (SELECT "
+                               "image_sha256 FROM posts WHERE variant='") + v + "')");
+  return out;
+}
+
+// The sample rendition costs fewer bytes and still gives face crops: detect on a sample
+// crawl makes crops from the samples, and most as many as from the originals.
+TEST(CrawlSites, SampleVariantStillGivesFaceCrops) {
+  if (!ResolveModel("lbpcascade_animeface").ok()) GTEST_SKIP() << "lbpcascade_animeface not on MOEFORGE_MODEL_PATH";
+  ASSERT_TRUE(fs::exists(testing_util::Binary())) << "the moeforge target is not built";
+  auto o = Posts(30);
+  o.sample_px = 480;
+  auto booru = StartBooru(o);
+  Env orig("crops_orig"), sample("crops_sample");
+  auto co = Opts("danbooru", booru->base_url());
+  ASSERT_TRUE(Crawl(orig.ws, co).ok());
+  co.variant = "sample";
+  ASSERT_TRUE(Crawl(sample.ws, co).ok());
+  ASSERT_GT(sample.Q("SELECT count(*) FROM posts WHERE variant='sample' AND state='stored'"), 10);
+  int64_t from_originals = CropsByVariant(orig)["original"];
+  auto s = CropsByVariant(sample);
+  ASSERT_GT(from_originals, 10) << "the cascade found few faces in the originals: the comparison proves little";
+  EXPECT_GT(s["sample"], 0) << "no crop from any sample";
+  EXPECT_GE((s["sample"] + s["original"]) * 4, from_originals * 3)
+      << "sample crawl: " << s["sample"] << " crops from samples + " << s["original"]
+      << " from originals; original crawl: " << from_originals;
+  std::fprintf(stderr, "crops: original crawl %lld; sample crawl %lld from samples + %lld from originals\n",
+               static_cast<long long>(from_originals), static_cast<long long>(s["sample"]),
+               static_cast<long long>(s["original"]));
 }
 
 // --write-metadata puts the post's API record beside each blob; the orphan sweep keeps it.

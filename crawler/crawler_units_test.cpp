@@ -12,6 +12,7 @@
 #include "core/workspace.h"
 #include "crawler/image_probe.h"
 #include "crawler/near_dup.h"
+#include "crawler/png_grey.h"
 #include "crawler/robots.h"
 
 namespace moeforge::crawler {
@@ -97,9 +98,39 @@ TEST(ImageProbe, FormatsAndDimensionsFromHeadersOnly) {
   auto big = ProbeImage(png, sizeof png);
   EXPECT_EQ(big.format, "png");
   EXPECT_EQ(big.width * big.height, 10'000'000'000LL);
+  // AVIF by its ftyp brand (major or compatible); another ISO-BMFF file (MP4) is no image.
+  auto avif = ReadFile(std::string(MOEFORGE_SOURCE_DIR) + "/tests/fixtures/formats/header.avif");
+  ASSERT_TRUE(avif.ok());
+  EXPECT_EQ(ProbeImage(avif->data(), avif->size()).format, "avif");
+  const unsigned char compat[] = {0, 0, 0, 0x18, 'f', 't', 'y', 'p', 'm', 'i', 'f', '1', 0, 0, 0, 0,
+                                  'm', 'i', 'f', '1', 'a', 'v', 'i', 'f'};
+  EXPECT_EQ(ProbeImage(compat, sizeof compat).format, "avif");
+  const unsigned char mp4[] = {0, 0, 0, 0x18, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm', 0, 0, 2, 0,
+                               'i', 's', 'o', 'm', 'm', 'p', '4', '1'};
+  EXPECT_EQ(ProbeImage(mp4, sizeof mp4).format, "");
   // HTML is no image whatever the Content-Type says.
   std::string html = "<!DOCTYPE html><html>";
   EXPECT_EQ(ProbeImage(html.data(), html.size()).format, "");
+}
+
+// The perceptual hash reads a GIF's first frame and an APNG's default image (the PNG fast
+// path skips the animation chunks and agrees with libpng).
+TEST(NearDup, HashesGifFirstFrameAndApngDefaultImage) {
+  const std::string dir = std::string(MOEFORGE_SOURCE_DIR) + "/tests/fixtures/formats/";
+  auto gif = ReadFile(dir + "animated.gif");
+  ASSERT_TRUE(gif.ok());
+  auto hg = DHashOfEncoded(*gif);
+  ASSERT_TRUE(hg.ok()) << hg.status().ToString();
+  EXPECT_NE(*hg, 0u) << "a blank (all black) second frame would hash to 0";
+  EXPECT_FALSE(DHashOfEncoded(gif->substr(0, 120)).ok()) << "a truncated GIF is corrupt";
+  auto apng = ReadFile(dir + "apng.png");
+  ASSERT_TRUE(apng.ok());
+  auto grey = DecodePngGrey(*apng);
+  ASSERT_TRUE(grey.has_value()) << "the fast path gave up on an APNG";
+  cv::Mat lib = cv::imdecode(cv::Mat(1, static_cast<int>(apng->size()), CV_8U, apng->data()), cv::IMREAD_GRAYSCALE);
+  ASSERT_FALSE(lib.empty());
+  EXPECT_EQ(cv::norm(*grey, lib, cv::NORM_INF), 0);
+  EXPECT_EQ(lib.at<uint8_t>(0, 0), 76);  // the red default image, not the blue frame
 }
 
 TEST(NearDup, HashSurvivesReencodingAndResizing) {

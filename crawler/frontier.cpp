@@ -77,6 +77,7 @@ Status Frontier::Run(PostSource& source) {
   Status s = source.Run(*this);
   WaitImages(0);
   pool_->Wait();
+  ReportRetryAfterCut();
   Status f = writer_->Flush();
   if (f.ok()) ingest_->RemoveSupersededBlobs();
   if (f.ok() && o_.write_metadata) f = WriteSidecars();
@@ -93,17 +94,29 @@ Status Frontier::Yield(const std::vector<NewPost>& posts, std::function<Status(d
 
 void Frontier::FillSummary(db::StageSummary& sum) {
   counters_.FillSummary(sum);
-  if (http_) {
-    auto st = http_->stats();
+  if (http_ || http_stats_.requests > 0) {
+    // DropWriter() keeps the client's figures when it ends the client.
+    http::ClientStats st = http_ ? http_->stats() : http_stats_;
     sum.extra["http_requests"] = st.requests;
     sum.extra["http_retries"] = st.retries;
     sum.extra["http2_responses"] = st.http2;
+    if (st.retry_after_cut_s > 0) sum.extra["retry_after_cut_s"] = st.retry_after_cut_s;
   }
   sum.extra["blob_flushes"] = ingest_->blob_flushes();
   sum.extra["superseded"] = ingest_->superseded();
 }
 
+void Frontier::ReportRetryAfterCut() {
+  if (!http_) return;
+  double cut = http_->stats().retry_after_cut_s;
+  if (cut <= cut_reported_s_) return;
+  std::fprintf(stderr, "crawl: the site asked to wait %.0f s (Retry-After); waiting %.0f s instead (--retry-after-max)\n",
+               cut, o_.retry_after_max_s);
+  cut_reported_s_ = cut;
+}
+
 void Frontier::DropWriter() {
+  if (http_) http_stats_ = http_->stats();
   http_.reset();
   pool_->Wait();
   writer_.reset();

@@ -97,6 +97,9 @@ class Frontier {
   // Waits until every image yielded so far is decided.
   void Drain() { WaitImages(0); }
   void DrawProgress();
+  // Says, once per new longest wait, that a site's Retry-After was cut to --retry-after-max
+  // (API pages and images alike); the source calls it after each page, Run() at the end.
+  void ReportRetryAfterCut();
   // True once a file request met a challenge page: the source stops paging.
   bool challenged() const { return challenged_.load(); }
   // The budget image requests share ("" their own host's): a booru's API origin.
@@ -127,6 +130,7 @@ class Frontier {
   std::unique_ptr<Ingestor> ingest_;
   std::unique_ptr<WorkPool> pool_;
   std::unique_ptr<http::Client> http_;
+  http::ClientStats http_stats_;  // the client's, kept when DropWriter() ends it
   std::unique_ptr<Progress> progress_;
   std::string api_origin_, policy_;
   std::mutex robots_mu_;
@@ -138,6 +142,7 @@ class Frontier {
   int64_t window_ = 256;
   std::atomic<bool> challenged_{false};
   std::string image_budget_;
+  double cut_reported_s_ = 0;  // the longest Retry-After cut already reported
   // --write-metadata: <sha256>.json beside each blob this source stored.
   Status WriteSidecars();
 };

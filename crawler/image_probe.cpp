@@ -1,5 +1,6 @@
 #include "crawler/image_probe.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace moeforge::crawler {
@@ -38,6 +39,17 @@ void JpegSize(const unsigned char* b, size_t n, ImageProbe& out) {
   }
 }
 
+// An ISO-BMFF ftyp box naming the AVIF brand (avif: still, avis: sequence) as its major
+// brand or a compatible one.
+bool IsAvifBrand(const unsigned char* b, size_t n) {
+  size_t box = std::min<size_t>(Be32(b), n);
+  for (size_t i = 8; i + 4 <= box; i += 4) {
+    if (i == 12) continue;  // minor version
+    if (std::memcmp(b + i, "avif", 4) == 0 || std::memcmp(b + i, "avis", 4) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ImageProbe ProbeImage(const void* data, size_t n) {
@@ -71,6 +83,8 @@ ImageProbe ProbeImage(const void* data, size_t n) {
       p.width = Le24(b + 24) + 1;
       p.height = Le24(b + 27) + 1;
     }
+  } else if (n >= 16 && std::memcmp(b + 4, "ftyp", 4) == 0 && IsAvifBrand(b, n)) {
+    p.format = "avif";  // dimensions live in a later box (ispe); nothing here decodes AVIF
   } else if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
     p.format = "bmp";
     int32_t w = static_cast<int32_t>(Le32(b + 18)), h = static_cast<int32_t>(Le32(b + 22));

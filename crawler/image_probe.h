@@ -9,8 +9,8 @@
 namespace moeforge::crawler {
 
 struct ImageProbe {
-  std::string format;  // png|jpeg|gif|webp|bmp; "" when the magic bytes match none
-  int64_t width = 0;   // 0 when the header does not say (truncated header)
+  std::string format;  // png|jpeg|gif|webp|bmp|avif; "" when the magic bytes match none
+  int64_t width = 0;   // 0 when the header does not say (truncated header; avif)
   int64_t height = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <filesystem>
 
+#include "codecs/decode.h"
 #include "core/hash.h"
 #include "crawler/image_probe.h"
 
@@ -53,10 +54,10 @@ bool ForbidsAi(const std::string& header) {
 
 }  // namespace
 
-void CrawlCounters::Skipped(const std::string& why) {
-  skipped_++;
+void CrawlCounters::Skipped(const std::string& why, int64_t n) {
+  skipped_ += n;
   std::lock_guard<std::mutex> l(mu_);
-  skips_[why]++;
+  skips_[why] += n;
 }
 
 void CrawlCounters::Replaced() {
@@ -192,6 +193,12 @@ Ingestor::Analysis Ingestor::Analyse(const FetchedItem& item) {
     return a;
   }
   a.format = p.format;
+  if (std::string missing = codecs::MissingDecoder(p.format); !missing.empty()) {
+    a.fail_reason = p.format;  // e.g. "avif": counted as a skip by that name
+    a.fail_detail = missing;
+    a.skip = true;
+    return a;
+  }
   a.width = p.width;
   a.height = p.height;
   if (p.width <= 0 || p.height <= 0) {
@@ -267,7 +274,7 @@ void Ingestor::Process(FetchedItem item) {
 void Ingestor::DecideLocked(Ready r, std::vector<Ready>& stores) {
   const Analysis& a = r.a;
   if (!a.fail_reason.empty()) {
-    SubmitFailLocked(r.item, a.fail_reason, a.fail_detail);
+    SubmitFailLocked(r.item, a.fail_reason, a.fail_detail, a.skip);
     return;
   }
   auto known = claims_.find(a.sha);
@@ -467,20 +474,22 @@ void Ingestor::MarkSubmittedLocked(const std::string& sha) {
   for (auto& fn : parked) fn(true);
 }
 
-void Ingestor::SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail) {
-  counters_.Failed(reason);
+void Ingestor::SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail,
+                                bool skip) {
+  if (skip) counters_.Skipped(reason);
+  else counters_.Failed(reason);
   int64_t post_id = item.post_id, fid = item.frontier_id;
   int status = item.http_status, attempts = item.attempts;
-  std::string now = db::NowIso();
+  std::string now = db::NowIso(), state = skip ? "skipped" : "failed";
   writer_.Submit([=](db::Database& db) -> Status {
     MF_ASSIGN_OR_RETURN(db::Stmt * up,
-                        db.Cached("UPDATE posts SET state='failed', error=?, updated_at=? WHERE id=? AND state<>'stored'"));
-    MF_RETURN_IF_ERROR(up->BindAll(reason, now, post_id).Run());
+                        db.Cached("UPDATE posts SET state=?, error=?, updated_at=? WHERE id=? AND state<>'stored'"));
+    MF_RETURN_IF_ERROR(up->BindAll(state, reason, now, post_id).Run());
     if (fid) {
       MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
-          "UPDATE frontier SET state='failed', http_status=?, error=?, attempts=attempts+?, updated_at=? WHERE id=?"));
+          "UPDATE frontier SET state=?, http_status=?, error=?, attempts=attempts+?, updated_at=? WHERE id=?"));
       MF_RETURN_IF_ERROR(
-          fr->BindAll(status, detail.empty() ? reason : reason + ": " + detail, attempts, now, fid).Run());
+          fr->BindAll(state, status, detail.empty() ? reason : reason + ": " + detail, attempts, now, fid).Run());
     }
     return Status::Ok();
   });

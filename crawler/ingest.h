@@ -58,7 +58,7 @@ class CrawlCounters {
   void Stored() { stored_++; }
   // A copy stored in this run was replaced by a better one: it counts as a near duplicate.
   void Replaced();
-  void Skipped(const std::string& why);
+  void Skipped(const std::string& why, int64_t n = 1);
   void Failed(const std::string& reason);
   void Bytes(int64_t n) { bytes_ += n; }
   void Page() { pages_++; }
@@ -107,6 +107,7 @@ class Ingestor {
  private:
   struct Analysis {
     std::string fail_reason, fail_detail;
+    bool skip = false;  // fail_reason is a format this build cannot decode: skipped, not failed
     std::string sha, format;
     int64_t width = 0, height = 0;
     uint64_t phash = 0;
@@ -146,7 +147,9 @@ class Ingestor {
                           const std::string& replaces);
   // Runs `fn` once `sha`'s images row is submitted (now, if it is).
   void WhenSubmittedLocked(const std::string& sha, std::function<void(bool)> fn);
-  void SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail);
+  // Records the item as failed with `reason` (or, with `skip`, as skipped: never retried).
+  void SubmitFailLocked(const FetchedItem& item, const std::string& reason, const std::string& detail,
+                        bool skip = false);
   void SubmitLinkLocked(const FetchedItem& item, const Analysis& a, const std::string& link, int distance,
                         bool insert_image_row);
   void MarkSubmittedLocked(const std::string& sha);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "codecs/decode.h"
 #include "crawler/image_probe.h"
 #include "crawler/png_grey.h"
 
@@ -65,7 +66,6 @@ uint64_t DHash(const cv::Mat& image) {
 }
 
 Result<uint64_t> DHashOfEncoded(const std::string& bytes) {
-  cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   int flags = cv::IMREAD_GRAYSCALE;
   // JPEG decodes at 1/2, 1/4 or 1/8 scale directly (DCT scaling); the hash needs only
   // 9x8 cells, so keep at least ~64 px on the short side.
@@ -79,7 +79,7 @@ Result<uint64_t> DHashOfEncoded(const std::string& bytes) {
     else if (side >= 256) flags = cv::IMREAD_REDUCED_GRAYSCALE_4;
     else if (side >= 128) flags = cv::IMREAD_REDUCED_GRAYSCALE_2;
   }
-  cv::Mat img = cv::imdecode(buf, flags);
+  cv::Mat img = codecs::Decode(bytes.data(), bytes.size(), flags);  // GIF: the first frame
   if (img.empty()) return Status::Corrupt("image does not decode");
   return DHash(img);
 }

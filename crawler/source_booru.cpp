@@ -128,7 +128,6 @@ Status BooruSource::Run(Frontier& f) {
 
   bool finished = false;
   bool first_request = true;
-  double cut_reported = 0;
   while (true) {
     if (o.limit > 0 && taken >= o.limit) {
       finished = true;
@@ -170,12 +169,7 @@ Status BooruSource::Run(Frontier& f) {
     http::Response r = f.http().Get(rq);
     f.counters().Page();
     f.DrawProgress();
-    double cut = f.http().stats().retry_after_cut_s;
-    if (cut > cut_reported) {
-      std::fprintf(stderr, "crawl: the site asked to wait %.0f s (Retry-After); waiting %.0f s instead (--retry-after-max)\n",
-                   cut, o.retry_after_max_s);
-      cut_reported = cut;
-    }
+    f.ReportRetryAfterCut();
     if (r.status == 304 && r.error.empty()) {
       finished = true;  // page 1 unchanged: nothing new
       break;
@@ -238,6 +232,9 @@ Status BooruSource::Run(Frontier& f) {
         } else {
           if (o.max_posts_per_query > 0 && np_passed >= o.max_posts_per_query) {
             reached_max = true;
+            // The rest of this page is listed but not taken (nor recorded): counted by reason.
+            int64_t rest = static_cast<int64_t>(page->posts.size()) - (&rec - page->posts.data());
+            f.counters().Skipped("max_posts_per_query", rest);
             break;
           }
           ChosenVariant v = ChooseVariant(rec, o.variant, o.min_variant_px);

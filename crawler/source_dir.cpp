@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 
 bool IsImageFile(const fs::path& p) {
   std::string e = AsciiLower(p.extension().string());
-  return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".gif" || e == ".webp" || e == ".bmp";
+  // .avif too: recorded as skipped by name (no decoder in this build), not passed over unseen.
+  return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".gif" || e == ".webp" || e == ".bmp" || e == ".avif";
 }
 
 class DirSource : public PostSource {

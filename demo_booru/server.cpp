@@ -484,6 +484,12 @@ void DemoBooru::Impl::GelbooruDapi(const httplib::Request& req, httplib::Respons
     res.set_content("<html><body>Only page=dapi&amp;s=post&amp;q=index is here.</body></html>", "text/html");
     return;
   }
+  if (opt.gelbooru_key_status > 0 && !(req.has_param("user_id") && req.has_param("api_key"))) {
+    res.status = opt.gelbooru_key_status;
+    res.set_content("Missing authentication: the API needs an api_key and a user_id (account options).",
+                    "text/plain");
+    return;
+  }
   std::string tags = req.get_param_value("tags");
   std::string id_param = req.get_param_value("id");
   if (!id_param.empty()) tags = "id:" + id_param;
@@ -780,6 +786,9 @@ Status DemoBooru::Start() {
     return Status::InvalidArgument("--threads must lie in 1..1024, got " + std::to_string(d.opt.threads));
   if (d.opt.port < 0 || d.opt.port > 65535)
     return Status::InvalidArgument("--port must lie in 0..65535, got " + std::to_string(d.opt.port));
+  if (d.opt.gelbooru_key_status != 0 && d.opt.gelbooru_key_status != 401 && d.opt.gelbooru_key_status != 403)
+    return Status::InvalidArgument("--gelbooru-key-status must be 0, 401 or 403, got " +
+                                   std::to_string(d.opt.gelbooru_key_status));
   Result<FaultSpec> spec = ParseFaultSpec(d.opt.faults);
   if (!spec.ok()) return spec.status().WithContext("--faults");
   d.spec = *spec;

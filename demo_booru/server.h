@@ -31,7 +31,8 @@
 // dialect (Danbooru 410, Moebooru 424, Gelbooru "Too deep"); the anonymous tag limit
 // (Danbooru 2, Moebooru 6 terms, metatags included; a request with login/api_key,
 // user_id/api_key or password_hash is not anonymous); a Cloudflare-style challenge (403,
-// cf-mitigated: challenge, "Just a moment...") for every request after the first N;
+// cf-mitigated: challenge, "Just a moment...") for every request after the first N; Gelbooru's
+// API key (since 2025): a 401 or 403 to API requests without user_id and api_key;
 // posts that cannot be had (deleted, banned, restricted: no file_url or md5; video and
 // ugoira: an mp4 or zip file_url); WebP originals; file URLs on another host name.
 // The api429 fault (demo_booru/faults.h) may answer any of these API requests with 429 first.
@@ -115,6 +116,7 @@ class DemoBooru {
     int page_cap = 1000;          // highest numbered page served (Gelbooru: pid + 1)
     bool anon_tag_limit = false;  // refuse anonymous searches over 2 (Danbooru) / 6 (Moebooru) terms
     int64_t challenge_after = -1; // >= 0: every request after this many gets the challenge page
+    int gelbooru_key_status = 0;  // 401 or 403: Gelbooru API requests without user_id and api_key get it
     double unavailable_rate = 0;  // share of posts deleted, banned, restricted, video or ugoira
     double webp_rate = 0;         // share of posts (normal kind) whose original is WebP
     int sample_px = 0;            // > 0: posts whose longer side exceeds it get a sample that size

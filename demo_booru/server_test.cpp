@@ -258,6 +258,11 @@ TEST(DemoBooru, RejectsBadOptions) {
     Status s = b.Start();
     EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << c.posts << " " << c.port << " " << c.faults;
   }
+  // Gelbooru's key rule answers 401 or 403, nothing else.
+  DemoBooru::Options key;
+  key.posts = 3;
+  key.gelbooru_key_status = 500;
+  EXPECT_EQ(DemoBooru(key).Start().code(), Status::Code::kInvalidArgument);
   // A port already taken.
   auto first = StartBooru("", 3);
   DemoBooru::Options o;

@@ -16,6 +16,7 @@
 #include <oneapi/tbb/task_arena.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "codecs/decode.h"
 #include "core/shard.h"
 #include "core/progress.h"
 #include "db/db.h"
@@ -28,7 +29,7 @@ namespace {
 struct WorkItem {
   std::string sha256;
   std::string blob_path;  // relative to the workspace
-  std::string format;     // as the crawler sniffed it (png|jpeg|gif|webp|bmp), may be empty
+  std::string format;     // as the crawler sniffed it (png|jpeg|gif|webp|bmp|avif), may be empty
 };
 
 struct CropOut {
@@ -121,15 +122,10 @@ void Decode(const Workspace& ws, ImageResult& r) {
     r.error = "the stored image " + r.item.blob_path + " is an empty file";
     return;
   }
-  try {
-    cv::Mat buf(1, static_cast<int>(data->size()), CV_8U, data->data());
-    r.image = cv::imdecode(buf, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    r.image.release();
-  }
-  if (r.image.empty() && r.item.format == "gif") {
+  r.image = codecs::Decode(data->data(), data->size(), cv::IMREAD_COLOR);  // GIF: its first frame
+  if (std::string missing = codecs::MissingDecoder(r.item.format); r.image.empty() && !missing.empty()) {
     r.failure = "unsupported_format";
-    r.error = "cannot decode " + r.item.blob_path + ": GIF, which OpenCV " CV_VERSION " does not read";
+    r.error = "cannot decode " + r.item.blob_path + ": " + r.item.format + ", " + missing;
   } else if (r.image.empty()) {
     r.failure = "corrupt_image";
     r.error = "cannot decode " + r.item.blob_path + " (" + std::to_string(data->size()) +
