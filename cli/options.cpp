@@ -221,6 +221,9 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("d_blocks", &o->d_blocks, "Discriminator residual blocks per stage");
   t.Add("upsample", &o->upsample, "How G doubles its size: shuffle (sub-pixel conv) or nearest (resize, then conv)");
   t.Add("d_down", &o->d_down, "How D halves its size: conv (4x4 stride 2) or pool (2x2 average pool, then 3x3 conv)");
+  t.Add("template", &o->output_template,
+        "A learned template under G's output, fitted to the training set at the start: none, mean (G starts at the "
+        "mean face) or tags (at the mean face of the asked-for tags)");
   t.Add("lr", &o->lr, "Adam learning rate of G (and of D unless --lr-d)");
   t.Add("lr_d", &o->lr_d, "Adam learning rate of D (0: --lr)");
   t.Add("beta1", &o->beta1, "Adam beta1");

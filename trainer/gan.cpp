@@ -117,6 +117,11 @@ GeneratorImpl::GeneratorImpl(const GanConfig& c) : cfg(c) {
   for (int i = 0; i < UpsampleBlocks(c.resolution); ++i) ups->push_back(UpBlock(ch, c.upsample != "nearest"));
   register_module("ups", ups);
   out_conv = register_module("out_conv", Conv(ch, 3, 9));
+  if (c.output_template != "none")
+    out_bias = register_parameter("out_bias", torch::zeros({1, 3, c.resolution, c.resolution}));
+  if (c.output_template == "tags")
+    out_tags = register_module("out_tags",
+                               nn::Linear(nn::LinearOptions(c.tags, 3 * c.resolution * c.resolution).bias(false)));
 }
 
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& tags) {
@@ -127,7 +132,10 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
   for (auto& b : *blocks) h = b->as<GenBlock>()->forward(h);
   h = torch::relu(Norm(post_bn, bn_sync_, post_conv(h))) + skip;
   for (auto& u : *ups) h = u->as<UpBlock>()->forward(h);
-  return torch::tanh(out_conv(h));
+  auto out = out_conv(h);
+  if (out_bias.defined()) out = out + out_bias;
+  if (out_tags) out = out + out_tags(tags).view({z.size(0), 3, cfg.resolution, cfg.resolution});
+  return torch::tanh(out);
 }
 
 void GeneratorImpl::SetBatchNormSync(StepComm* comm) {

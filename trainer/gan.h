@@ -26,6 +26,11 @@ struct GanConfig {
   // How D halves its size: "conv" (4x4 stride-2 conv; the report's) or "pool" (2x2 average
   // pool, then 3x3 conv: every input pixel gets the same weight in the gradient).
   std::string d_down = "conv";
+  // A learned template added to G's output before its tanh (trainer/output_template.h):
+  // "none"; "mean", a bias image; "tags", a bias image plus a linear map from the tags to
+  // an image. Both start as the least-squares fit to the training set (in atanh space), so
+  // that at step 0 G draws the mean face, or the mean face of the asked-for tags.
+  std::string output_template = "none";
 };
 
 // Upsampling blocks after the 16x16 start (32 px: 1, 64: 2, 128: 3); -1 when the
@@ -54,6 +59,8 @@ struct GeneratorImpl : torch::nn::Module {
   torch::nn::BatchNorm2d post_bn{nullptr};
   torch::nn::ModuleList ups;         // conv C->4C, PixelShuffle(2) (or resize, conv C->C), BN, ReLU
   torch::nn::Conv2d out_conv{nullptr};  // 9x9 -> 3
+  torch::Tensor out_bias;               // 1 x 3 x R x R before the tanh ("mean", "tags"), else undefined
+  torch::nn::Linear out_tags{nullptr};  // T -> 3 x R x R, no bias ("tags"), else null
 
  private:
   StepComm* bn_sync_ = nullptr;

@@ -16,7 +16,8 @@ nlohmann::json RunConfig::ToJson() const {
   return {{"gan",
            {{"resolution", gan.resolution}, {"tags", gan.tags}, {"z_dim", gan.z_dim},
             {"g_channels", gan.g_channels}, {"g_blocks", gan.g_blocks}, {"d_channels", gan.d_channels},
-            {"d_blocks", gan.d_blocks}, {"upsample", gan.upsample}, {"d_down", gan.d_down}}},
+            {"d_blocks", gan.d_blocks}, {"upsample", gan.upsample}, {"d_down", gan.d_down},
+            {"template", gan.output_template}}},
           {"schema_toml", schema.ToToml()},
           {"tag_freq", tag_freq},
           {"options", options}};
@@ -35,6 +36,7 @@ Result<RunConfig> RunConfig::FromJson(const nlohmann::json& j) {
     c.gan.d_blocks = g.at("d_blocks");
     c.gan.upsample = g.value("upsample", std::string("shuffle"));  // runs before the option had it
     c.gan.d_down = g.value("d_down", std::string("conv"));
+    c.gan.output_template = g.value("template", std::string("none"));
     c.tag_freq = j.at("tag_freq").get<std::vector<double>>();
     c.options = j.value("options", nlohmann::json::object());
     MF_ASSIGN_OR_RETURN(c.schema, TagSchema::FromToml(j.at("schema_toml").get<std::string>()));

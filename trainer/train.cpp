@@ -22,6 +22,7 @@
 #include "trainer/data_cache.h"
 #include "trainer/distributed.h"
 #include "trainer/gan.h"
+#include "trainer/output_template.h"
 #include "trainer/run.h"
 #include "trainer/trainer.h"
 
@@ -47,6 +48,7 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
           {"d_blocks", o.d_blocks},
           {"upsample", o.upsample},
           {"d_down", o.d_down},
+          {"template", o.output_template},
           {"lr", o.lr},
           {"lr_d", o.lr_d},
           {"beta1", o.beta1},
@@ -82,6 +84,7 @@ void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.d_blocks = j.value("d_blocks", o.d_blocks);
   o.upsample = j.value("upsample", std::string("shuffle"));
   o.d_down = j.value("d_down", std::string("conv"));
+  o.output_template = j.value("template", std::string("none"));
   o.lr = j.value("lr", o.lr);
   o.lr_d = j.value("lr_d", 0.0);
   o.beta1 = j.value("beta1", o.beta1);
@@ -109,6 +112,8 @@ Status Validate(const TrainOptions& o) {
   if (o.upsample != "shuffle" && o.upsample != "nearest")
     return Status::InvalidArgument("--upsample must be shuffle or nearest");
   if (o.d_down != "conv" && o.d_down != "pool") return Status::InvalidArgument("--d-down must be conv or pool");
+  if (o.output_template != "none" && o.output_template != "mean" && o.output_template != "tags")
+    return Status::InvalidArgument("--template must be none, mean or tags");
   if (o.gp_every < 1) return Status::InvalidArgument("--gp-every must be >= 1");
   if (o.lr <= 0 || o.lr_d < 0) return Status::InvalidArgument("--lr must be > 0 (and --lr-d >= 0)");
   if (o.ema_kimg < 0 || o.ema_rampup < 0) return Status::InvalidArgument("--ema-kimg and --ema-rampup must be >= 0");
@@ -201,7 +206,7 @@ Result<RunData> PrepareRunData(const Workspace& ws, db::Database& database, Trai
   r.config.schema = data.schema;
   r.config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
   r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim,     o.g_channels, o.g_blocks,
-                           o.d_channels, o.d_blocks,          o.upsample, o.d_down};
+                           o.d_channels, o.d_blocks,          o.upsample, o.d_down, o.output_template};
   o.tagger = data.tagger;
   r.config.options = OptionsJson(o);
   r.config.options["threads_used"] = threads;
@@ -217,10 +222,16 @@ struct Models {
   std::unique_ptr<torch::optim::Adam> opt_g, opt_d;
 };
 
-Models BuildModels(const GanConfig& gan, const TrainOptions& o, torch::Device device, bool channels_last) {
+Models BuildModels(const GanConfig& gan, const TrainOptions& o, const ImageCache& cache, torch::Device device,
+                   bool channels_last) {
   Models m;
   m.g = Generator(gan);
   if (o.icnr) IcnrInit(m.g);
+  if (gan.output_template != "none") {
+    TemplateFit fit(gan.tags, gan.resolution, gan.output_template == "tags");
+    fit.AddCache(cache);
+    fit.Apply(m.g);
+  }
   m.d = Discriminator(gan);
   m.g->to(device);
   m.d->to(device);
@@ -376,7 +387,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   // Measured on this project's 2-core AVX-512/AMX box (bench/train_compare.sh): NHWC is
   // faster for the fp32 convolutions, plain NCHW as fast under bf16 autocast.
   const bool channels_last = o.memory_format == "channels_last" || (o.memory_format == "auto" && !o.bf16 && !cuda);
-  Models m = BuildModels(config.gan, o, device, channels_last);
+  Models m = BuildModels(config.gan, o, cache, device, channels_last);
   Generator* g_ema = m.g_ema ? &m.g_ema : nullptr;
   Generator& g_sample = g_ema ? m.g_ema : m.g;
   if (comm) m.g->SetBatchNormSync(comm.get());

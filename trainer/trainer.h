@@ -45,6 +45,7 @@ struct TrainOptions {
   int d_blocks = 2;
   std::string upsample = "shuffle";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
   std::string d_down = "conv";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
+  std::string output_template = "none";  // none | mean | tags: G's output starts at the (tags') mean face
   // Optimisation (the report's Adam settings).
   double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)
   double lr_d = 0;             // > 0: D's learning rate

@@ -29,6 +29,7 @@
 #include "trainer/data_cache.h"
 #include "trainer/eval_metrics.h"
 #include "trainer/gan.h"
+#include "trainer/output_template.h"
 #include "trainer/run.h"
 #include "trainer/synthetic_faces.h"
 
@@ -330,6 +331,74 @@ TEST(GanTest, IcnrStartsEverySubPixelGroupIdentical) {
   IcnrInit(resize);
   auto after = resize->parameters();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << i;
+}
+
+// With its convolutions silenced, a template G draws its least-squares fit: images that
+// are exactly tanh(b + W t) come back for their tags (the "tags" template), their mean in
+// atanh space without tags ("mean"); "none" has no template, and a config from before the
+// option reads as "none".
+TEST(GanTest, OutputTemplateStartsAtTheFittedFaces) {
+  torch::manual_seed(6);
+  auto c = Tiny(16 * 2);
+  const int64_t n = 200, pixels = 3 * 32 * 32;
+  auto tags = torch::bernoulli(torch::full({n, c.tags}, 0.3));
+  auto b = torch::rand({1, pixels}) - 0.5;
+  auto w = (torch::rand({c.tags, pixels}) - 0.5) * 0.08;
+  auto pre = b + tags.mm(w);
+  ASSERT_LT(pre.abs().max().item<double>(), std::atanh(0.95));  // inside the fit's clamp: exactly linear
+  auto images = torch::tanh(pre).view({n, 3, 32, 32});
+  auto silenced = [](Generator& g) {
+    torch::NoGradGuard ng;
+    g->out_conv->weight.zero_();
+    g->out_conv->bias.zero_();
+    g->eval();
+    return g;
+  };
+  auto z = torch::randn({n, c.z_dim});
+
+  c.output_template = "tags";
+  Generator g(c);
+  ASSERT_TRUE(g->out_bias.defined() && g->out_tags);
+  TemplateFit fit(c.tags, 32, /*use_tags=*/true);
+  fit.Add(images.slice(0, 0, 120), tags.slice(0, 0, 120));  // in two batches, as from a cache
+  fit.Add(images.slice(0, 120), tags.slice(0, 120));
+  EXPECT_EQ(fit.count(), n);
+  fit.Apply(g, /*ridge=*/1e-6);
+  silenced(g);
+  auto out = g->forward(z, tags);
+  EXPECT_LT((out - images).abs().max().item<double>(), 1e-3);
+  // Both are parameters: G goes on learning them, and a checkpoint keeps them.
+  int listed = 0;
+  for (auto& p : g->named_parameters()) listed += p.key() == "out_bias" || p.key() == "out_tags.weight";
+  EXPECT_EQ(listed, 2);
+
+  c.output_template = "mean";
+  Generator m(c);
+  ASSERT_TRUE(m->out_bias.defined());
+  EXPECT_FALSE(m->out_tags);
+  TemplateFit mean_fit(c.tags, 32, /*use_tags=*/false);
+  mean_fit.Add(images, tags);
+  mean_fit.Apply(m);
+  silenced(m);
+  auto want = torch::tanh(torch::atanh(images.clamp(-0.95, 0.95)).mean(0, true));
+  EXPECT_LT((m->forward(z.slice(0, 0, 3), tags.slice(0, 0, 3)) - want).abs().max().item<double>(), 1e-4);
+
+  c.output_template = "none";
+  Generator plain(c);
+  EXPECT_FALSE(plain->out_bias.defined());
+  RunConfig rc;
+  rc.gan = Tiny(32);
+  rc.gan.output_template = "tags";
+  rc.schema = TagSchema::Default();
+  rc.tag_freq.assign(rc.gan.tags, 0.1);
+  auto j = rc.ToJson();
+  auto back = RunConfig::FromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->gan.output_template, "tags");
+  j["gan"].erase("template");
+  auto old = RunConfig::FromJson(j);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->gan.output_template, "none");
 }
 
 TEST(GanTest, AugmentPolicyParses) {
