@@ -1,6 +1,6 @@
 #!/bin/bash
 # The generator recipe's ablation (issue 14) on the real faces of mlds_extra_96 at 64 px:
-# one arm per setting, every arm the same number of steps from the same workspace, scored
+# one arm per setting, every arm the same steps (or MINUTES of wall time) from one workspace, scored
 # by `moeforge eval` with the same tagger model file (n = 2048) and sampled --by hair_color.
 #   scripts/ablation.sh OUT [STEPS] [ARM...]
 # OUT/ws is the workspace `scripts/quality-run.sh mlds` builds (made here when missing,
@@ -25,16 +25,23 @@ tagger=$ws/models/builtin-tagger.pt
 # batch 32); the arms differ only in the recipe.
 common=(--resolution 64 --steps "$steps" --batch 32 --g-channels 64 --g-blocks 8 --d-channels 32 --d-blocks 1
         --sample-every 500 --checkpoint-every 500 --keep-snapshots 0 "${threads[@]}")
-off=(--ema-kimg 0 --no-icnr --augment none)
+# MINUTES > 0 stops every arm after that much training wall time (equal time per arm;
+# STEPS then only caps it).
+[ "${MINUTES:-0}" != 0 ] && common+=(--minutes "$MINUTES")
+# "base" is the session-5 recipe: every later part off, the report's architecture.
+off=(--ema-kimg 0 --no-icnr --augment none --template none --upsample shuffle --d-down conv)
+arch=(--upsample nearest --d-down pool)
 declare -A arms=(
   [report]="--l-adv -1 ${off[*]}"
   [base]="--l-adv 1 ${off[*]}"
-  [ema]="--l-adv 1 --no-icnr --augment none"
-  [icnr]="--l-adv 1 --ema-kimg 0 --augment none"
-  [augment]="--l-adv 1 --ema-kimg 0 --no-icnr"
+  [ema]="--l-adv 1 --no-icnr --augment none --template none --upsample shuffle --d-down conv"
+  [icnr]="--l-adv 1 --ema-kimg 0 --augment none --template none --upsample shuffle --d-down conv"
+  [augment]="--l-adv 1 --ema-kimg 0 --no-icnr --template none --upsample shuffle --d-down conv"
+  [arch]="--l-adv 1 --ema-kimg 0 --no-icnr --augment none --template none ${arch[*]}"
+  [template]="--l-adv 1 --ema-kimg 0 --no-icnr --augment none --template tags --upsample shuffle --d-down conv"
   [all]="--l-adv 1"
 )
-order=(report base ema icnr augment all)
+order=(report base ema icnr augment arch template all)
 [ $# -gt 0 ] && order=("$@")
 for arm in "${order[@]}"; do
   [ -n "${arms[$arm]+x}" ] || { echo "ablation.sh: unknown arm '$arm' (${!arms[*]})" >&2; exit 2; }

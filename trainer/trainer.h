@@ -43,9 +43,11 @@ struct TrainOptions {
   int g_blocks = 16;
   int d_channels = 32;
   int d_blocks = 2;
-  std::string upsample = "shuffle";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
-  std::string d_down = "conv";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
-  std::string output_template = "none";  // none | mean | tags: G's output starts at the (tags') mean face
+  // The defaults below were chosen by measurement (docs/runs/README.md, "Session 8"); runs
+  // made before an option existed resume with the report's choice (shuffle, conv, none).
+  std::string upsample = "nearest";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
+  std::string d_down = "pool";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
+  std::string output_template = "tags";  // none | mean | tags: G's output starts at the (tags') mean face
   // Optimisation (the report's Adam settings).
   double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)
   double lr_d = 0;             // > 0: D's learning rate
