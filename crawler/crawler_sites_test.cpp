@@ -105,22 +105,23 @@ TEST(CrawlSites, IdCursorsCarryPastThePageCapInEveryDialect) {
 
 
 // A crawl killed with SIGKILL while it pages by cursor resumes from the recorded cursor
-// and ends with every post, asking for no numbered page beyond the first.
+// and ends with every post, asking for no numbered page beyond the first. The crawl that is
+// killed is the real binary: a fork of this process (its server's threads running) may
+// not start threads of its own, and a lock another thread held at the fork stays held.
 TEST(CrawlSites, ResumesAfterSigkillOnACursorPage) {
+  std::string bin = testing_util::Binary();
+  ASSERT_TRUE(fs::exists(bin)) << bin << " is not built";
   auto o = Posts(60);
   o.page_cap = 1;
   auto booru = StartBooru(o);
   Env env("cursor_kill");
   auto co = Opts("danbooru", booru->base_url());
   co.page_limit = 5;
-  co.rate = 8;  // slow enough to be caught between pages
-  co.jitter_s = 0;
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    auto s = Crawl(env.ws, co);
-    _exit(s.ok() ? 0 : 1);
-  }
+  // --rate 8: slow enough to be caught between pages; the rest as Opts() sets it.
+  pid_t pid = testing_util::Spawn({bin, "crawl", "-w", env.dir, "--source", "danbooru", "--url", booru->base_url(),
+                                   "--page-limit", "5", "--rate", "8", "--jitter", "0", "--concurrency", "4",
+                                   "--timeout", "5", "--near-dup-threshold", "-1", "--quiet"});
+  ASSERT_GT(pid, 0);
   bool on_cursor = false;
   for (int i = 0; i < 400 && !on_cursor; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -137,7 +138,6 @@ TEST(CrawlSites, ResumesAfterSigkillOnACursorPage) {
   int64_t before = env.Q("SELECT next_before FROM crawl_cursors");
   EXPECT_GT(before, 0);
   EXPECT_LT(env.Q("SELECT count(*) FROM posts"), 60);
-  co.rate = 0;
   auto s = Crawl(env.ws, co);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(env.Q("SELECT count(*) FROM posts"), 60);

@@ -13,7 +13,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <random>
+#include <regex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -63,25 +66,42 @@ TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
                                    "--concurrency", "8", "--timeout", "1", "--max-bytes", "2097152", "--quiet"};
   unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
-  // Six runs killed 1-6 s after they start (the binary's start-up included), then one left
-  // to finish; a run that finishes before its kill ends the loop early.
-  std::uniform_int_distribution<int> wait_ms(1000, 6000);
+  // Six runs killed at random moments of the crawl's progress, then one left to finish: each
+  // killed run is let end a random 1/40 to 1/8 of the posts more (as the database shows it;
+  // a fixed 1-6 s mostly struck a 5,000-post crawl before it had ended a post) and is killed
+  // up to 0.5 s later, or after 120 s whatever it did. A run that finishes first ends the loop.
+  std::uniform_int_distribution<int64_t> progress(std::max(1, posts / 40), std::max(2, posts / 8));
+  std::uniform_int_distribution<int> extra_ms(0, 500);
   const int kKills = 6;
+  const auto kKillCap = std::chrono::seconds(120);
   std::vector<double> rss;
+  std::vector<int64_t> ended_before;  // posts ended (not pending) when each run started
+  std::vector<int64_t> ended_at_kill;  // ... and when each killed run was killed
   int kills = 0;
+  // Each run's stdout and stderr, kept for the figures below (the summary line of the run
+  // that finishes) and for reading after a failure.
+  const std::string log = (fs::temp_directory_path() / ("mf_soak_" + std::to_string(::getpid()) + ".log")).string();
+  fs::remove(log);
   auto t0 = std::chrono::steady_clock::now();
   for (int run = 0;; ++run) {
-    pid_t pid = Spawn(args);
+    ended_before.push_back(env.Q("SELECT count(*) FROM posts WHERE state <> 'pending'"));
+    { std::ofstream(log, std::ios::app) << "== run " << run << "\n"; }
+    pid_t pid = Spawn(args, log);
     bool sent = false;
     if (run < kKills) {
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms(rng));
+      const int64_t target = ended_before.back() + progress(rng);
+      const auto cap = std::chrono::steady_clock::now() + kKillCap;
       auto running = [pid] {  // without reaping it: Reap() below collects its usage
         siginfo_t info{};
         return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
       };
-      while (std::chrono::steady_clock::now() < deadline && running())
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      auto ended = [&env] { return env.Q("SELECT count(*) FROM posts WHERE state <> 'pending'"); };
+      while (running() && std::chrono::steady_clock::now() < cap && ended() < target)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
+      const int64_t at_kill = ended();
       sent = ::kill(pid, SIGKILL) == 0;
+      if (sent) ended_at_kill.push_back(at_kill);
     }
     auto [code, peak] = Reap(pid);
     rss.push_back(peak);
@@ -89,9 +109,15 @@ TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
       ++kills;
       continue;
     }
-    ASSERT_EQ(code, 0) << "run " << run << " (rng seed " << seed << ")";
+    ASSERT_EQ(code, 0) << "run " << run << " (rng seed " << seed << "; output in " << log << ")";
     break;
   }
+  std::stringstream out;
+  out << std::ifstream(log).rdbuf();
+  std::smatch m;
+  const std::string text = out.str();
+  const long long last_run_retries =
+      std::regex_search(text, m, std::regex("http_retries (\\d+)")) ? std::stoll(m[1]) : -1;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto stats = booru.stats();
 
@@ -112,6 +138,31 @@ TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
     good_kept += state == "stored" || state == "duplicate";
   }
   EXPECT_GE(good_kept, good * 99 / 100) << good_kept << " of " << good << " good posts kept";
+  // Requests for a post's original beyond its first: retries plus fetches a kill cut short.
+  long long refetches = 0;
+  for (int id = 1; id <= posts; ++id) refetches += std::max<int64_t>(0, booru.OriginalHits(id) - 1);
+  std::string reasons;
+  {
+    auto db = env.Db();
+    auto st = db->Prepare(
+                    "SELECT state || ' ' || substr(error, 1, instr(error || ':', ':') - 1) AS reason, count(*) "
+                    "FROM posts WHERE state IN ('failed', 'skipped') GROUP BY reason ORDER BY count(*) DESC")
+                  .value();
+    while (st.Step().value()) reasons += " " + st.Text(0) + " " + std::to_string(st.Int(1)) + ";";
+  }
+  std::printf("soak: posts by state:");
+  for (const char* state : {"stored", "duplicate", "skipped", "failed", "pending"})
+    std::printf(" %s %lld", state,
+                static_cast<long long>(env.Q(std::string("SELECT count(*) FROM posts WHERE state = '") + state + "'")));
+  std::printf("; failed and skipped by reason:%s\n", reasons.c_str());
+  std::printf("soak: posts ended when each run started:");
+  for (int64_t n : ended_before) std::printf(" %lld", static_cast<long long>(n));
+  std::printf("; when each kill struck:");
+  for (int64_t n : ended_at_kill) std::printf(" %lld", static_cast<long long>(n));
+  std::printf("\n");
+  std::printf("soak: retries in the run that finished %lld (its summary's http_retries); originals requested again "
+              "(retries and fetches cut by kills, all runs) %lld\n",
+              last_run_retries, refetches);
   CheckInvariants(env);
   double first = rss.front(), last = rss.back();
   double killed_max = rss.size() > 1 ? *std::max_element(rss.begin(), rss.end() - 1) : first;
@@ -121,8 +172,13 @@ TEST(CrawlSoak, EveryFaultAtOnceKilledAtRandomUntilDone) {
       posts, static_cast<int>(rss.size()), kills, secs, static_cast<long long>(stats.faults_injected),
       static_cast<long long>(stats.image_requests), good_kept, good, first, killed_max, last, seed);
   EXPECT_GE(kills, 3) << "the crawl finished before three kills: make it bigger";
+  // Each kill struck a run that had ended posts of its own (a transient failure is reset to
+  // pending when the next run starts, so the count may step back a little between runs).
+  for (size_t k = 0; k < ended_at_kill.size(); ++k)
+    EXPECT_GT(ended_at_kill[k], ended_before[k]) << "kill " << k << " struck before its run ended a post";
   // Memory flat: the run that finished needs no more than the killed ones did, give or take.
   EXPECT_LE(last, 1.5 * killed_max + 64) << "peak RSS grew from run to run";
+  if (!HasFailure()) fs::remove(log);
 }
 
 }  // namespace

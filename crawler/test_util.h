@@ -31,13 +31,14 @@ inline std::string Binary() {
   return env ? env : std::string(MOEFORGE_BINARY_DIR) + "/cli/moeforge";
 }
 
-// Starts args[0] with args, its output to /dev/null; returns the child's pid.
-inline pid_t Spawn(const std::vector<std::string>& args) {
+// Starts args[0] with args, its stdout and stderr to `out` (appended; /dev/null unless
+// given); returns the child's pid.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::string& out = "/dev/null") {
   pid_t pid = fork();
   if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    dup2(null, 2);
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_pipeline.h>
@@ -19,6 +20,7 @@
 #include "codecs/decode.h"
 #include "core/shard.h"
 #include "core/progress.h"
+#include "core/tsan.h"
 #include "db/db.h"
 #include "detector/detector.h"
 
@@ -87,6 +89,45 @@ struct StepClock {
         .count();
   }
 };
+
+// The hand-offs of Detect's pipeline that oneTBB guarantees, stated for TSan (core/tsan.h).
+// Static, so that stating one reads nothing the pipeline's threads share (a filter's own
+// fields are written by the caller); two pipelines at once share them, which only adds order.
+struct PipelineEdges {
+  char start;      // the caller's writes before the pipeline -> every filter call
+  char end;        // every filter call -> the caller after the pipeline
+  char serial[2];  // one call of a serial filter -> its next call: [0] input, [1] output
+} g_edges;
+
+// Filter k -> filter k+1 of one image: its ImageResult stands for the edge.
+const void* TokenEdge(const std::shared_ptr<ImageResult>& r) { return r.get(); }
+const void* TokenEdge(const tbb::flow_control&) { return nullptr; }
+
+// `body` as a filter of Detect's pipeline with its hand-offs stated; kSerial: the index of
+// its g_edges.serial edge when TBB runs it one call at a time, -1 when in parallel.
+template <int kSerial, class Body>
+auto Stated(Body body) {
+  return [body](auto&& in) {
+    const char* serial = kSerial >= 0 ? &g_edges.serial[kSerial] : nullptr;
+    tsan::Acquire(&g_edges.start);
+    tsan::Acquire(serial);
+    tsan::Acquire(TokenEdge(in));
+    auto done = [serial](const void* out_token) {
+      tsan::Release(out_token);
+      tsan::Release(serial);
+      tsan::Release(&g_edges.end);
+    };
+    using In = decltype(in);
+    if constexpr (std::is_void_v<std::invoke_result_t<const Body&, In>>) {
+      body(std::forward<In>(in));
+      done(nullptr);
+    } else {
+      auto out = body(std::forward<In>(in));
+      done(out.get());
+      return out;
+    }
+  };
+}
 
 std::string CropRelPath(int64_t detector_id, int size, const std::string& sha, size_t idx) {
   return "crops/d" + std::to_string(detector_id) + "/" + std::to_string(size) + "/" + sha.substr(0, 2) + "/" + sha +
@@ -213,11 +254,10 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
   {
     db::BatchWriter writer(db);
     size_t next = 0;
-    tbb::parallel_pipeline(
-        static_cast<size_t>(threads) * 2 + 1,
+    tbb::filter<void, void> filters =
         tbb::make_filter<void, std::shared_ptr<ImageResult>>(
             tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> std::shared_ptr<ImageResult> {
+            Stated<0>([&](tbb::flow_control& fc) -> std::shared_ptr<ImageResult> {
               bool stop;
               {
                 std::lock_guard<std::mutex> lock(fatal_mu);
@@ -230,18 +270,18 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
               auto r = std::make_shared<ImageResult>();
               r->item = work[next++];
               return r;
-            }) &
+            })) &
             tbb::make_filter<std::shared_ptr<ImageResult>, std::shared_ptr<ImageResult>>(
                 tbb::filter_mode::parallel,
-                [&](std::shared_ptr<ImageResult> r) {
+                Stated<-1>([&](std::shared_ptr<ImageResult> r) {
                   int64_t t = StepClock::Now();
                   Decode(ws, *r);
                   steps.decode += StepClock::Now() - t;
                   return r;
-                }) &
+                })) &
             tbb::make_filter<std::shared_ptr<ImageResult>, std::shared_ptr<ImageResult>>(
                 tbb::filter_mode::parallel,
-                [&](std::shared_ptr<ImageResult> r) {
+                Stated<-1>([&](std::shared_ptr<ImageResult> r) {
                   if (!r->failure.empty()) return r;
                   auto det = pool.Take();
                   if (!det.ok()) {
@@ -265,10 +305,10 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
                     r->faces = std::move(*faces);
                   }
                   return r;
-                }) &
+                })) &
             tbb::make_filter<std::shared_ptr<ImageResult>, std::shared_ptr<ImageResult>>(
                 tbb::filter_mode::parallel,
-                [&](std::shared_ptr<ImageResult> r) {
+                Stated<-1>([&](std::shared_ptr<ImageResult> r) {
                   if (!r->failure.empty()) return r;
                   int64_t t = StepClock::Now();
                   for (const auto& f : r->faces) {
@@ -301,9 +341,9 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
                   }
                   steps.encode_write += StepClock::Now() - t2;
                   return r;
-                }) &
+                })) &
             tbb::make_filter<std::shared_ptr<ImageResult>, void>(
-                tbb::filter_mode::serial_out_of_order, [&](std::shared_ptr<ImageResult> r) {
+                tbb::filter_mode::serial_out_of_order, Stated<1>([&](std::shared_ptr<ImageResult> r) {
                   if (!r->failure.empty()) {
                     summary.Fail(r->failure);
                   } else {
@@ -348,6 +388,9 @@ Result<db::StageSummary> Detect(const Workspace& ws, const DetectOptions& opts) 
                   progress.Advance(1, std::to_string(faces_total.load()) + " faces " +
                                           std::to_string(summary.failed) + " failed");
                 }));
+    tsan::Release(&g_edges.start);  // after the filters are built: TBB's threads read them
+    tbb::parallel_pipeline(static_cast<size_t>(threads) * 2 + 1, filters);
+    tsan::Acquire(&g_edges.end);
     Status fs = writer.Flush();
     if (!fs.ok()) set_fatal(fs);
   }
