@@ -9,7 +9,8 @@
 #                                               --detector whole -> tagger trained on the
 #                                               real faces (20% held out by file) -> train
 # Every stage is incremental: run it again to resume, or with more MINUTES to train on.
-# MOEFORGE (default build/cli/moeforge) and MOEFORGE_MODEL_PATH as for the tests.
+# MOEFORGE (default build/cli/moeforge) and MOEFORGE_MODEL_PATH as for the tests; THREADS
+# (default 0: all cores) for the training, e.g. 1 beside other work.
 set -euo pipefail
 kind=${1:?usage: quality-run.sh demo|mlds OUT [MINUTES]}
 out=${2:?usage: quality-run.sh demo|mlds OUT [MINUTES]}
@@ -23,7 +24,7 @@ mkdir -p "$out"
 # l_adv = 1: the T tag terms outweigh the one real/fake term, so D learns the tags within
 # ~300 steps (with the report's l_adv = T its tag loss had not left the label prior at 200).
 train_args=(--resolution 64 --steps 1000000 --minutes "$minutes" --batch 32 --g-blocks 8 --d-blocks 1
-            --l-adv 1 --sample-every 500 --checkpoint-every 500)
+            --l-adv 1 --sample-every 500 --checkpoint-every 500 --threads "${THREADS:-0}")
 resume=()
 case $kind in
   demo)
