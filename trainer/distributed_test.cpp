@@ -55,21 +55,19 @@ const std::string kTiny =
     " --resolution 32 --z-dim 16 --g-channels 16 --g-blocks 2 --d-channels 8 --d-blocks 1 --threads 1"
     " --deterministic --seed 11 --sample-every 1000 --keep-snapshots 0 --no-bf16 ";
 
-GanConfig TinyConfig() {
-  GanConfig c;
-  c.resolution = 32;
-  c.z_dim = 16, c.g_channels = 16, c.g_blocks = 2, c.d_channels = 8, c.d_blocks = 1;
-  return c;
-}
-
+// The models as the run made them (its config.json beside the checkpoint).
 struct Loaded {
-  Generator g{TinyConfig()}, ema{TinyConfig()};
-  Discriminator d{TinyConfig()};
+  explicit Loaded(const GanConfig& c) : g(c), ema(c), d(c) {}
+  Generator g, ema;
+  Discriminator d;
   TrainState st;
 };
 
 std::unique_ptr<Loaded> Load(const std::string& ckpt) {
-  auto l = std::make_unique<Loaded>();
+  auto config = RunConfig::FromJson(nlohmann::json::parse(ReadFile(fs::path(ckpt).parent_path() / "config.json")));
+  EXPECT_TRUE(config.ok()) << ckpt << ": " << config.status().ToString();
+  if (!config.ok()) return nullptr;
+  auto l = std::make_unique<Loaded>(config->gan);
   Status s = LoadCheckpoint(ckpt, l->g, &l->ema, l->d, nullptr, nullptr, &l->st);
   EXPECT_TRUE(s.ok()) << ckpt << ": " << s.ToString();
   return l;

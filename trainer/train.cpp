@@ -313,10 +313,8 @@ Status SubmitMetrics(db::BatchWriter& writer, int64_t run_id, int64_t step, cons
   });
 }
 
-}  // namespace
-
-Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
-  TrainOptions o = opts;
+// This process's place among the ranks; a launcher's WORLD_SIZE sets o.nproc.
+Result<RankEnv> ResolveRanks(TrainOptions& o) {
   MF_ASSIGN_OR_RETURN(const RankEnv env, RankEnvFromEnvironment());
   if (env.world > 1) {
     if (o.nproc != 1 && o.nproc != env.world)
@@ -330,6 +328,86 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
         "WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun, srun); this command trains in one process",
         o.nproc, o.nproc));
   }
+  return env;
+}
+
+// Every rank loaded the same checkpoint (or none); rank 0's step and models are the truth.
+Status TakeRankZerosModels(ProcessGroupComm& comm, const RankEnv& env, const std::string& run, int64_t step,
+                           Models& m) {
+  try {
+    auto step0 = torch::tensor({step}, torch::kLong);
+    comm.Broadcast({step0});
+    if (step0.item<int64_t>() != step)
+      return Status::InvalidArgument(fmt::format(
+          "rank {} resumes at step {} but rank 0 at step {}: every rank must see the same WS/runs/{}/ (a shared "
+          "workspace)",
+          env.rank, step, step0.item<int64_t>(), run));
+    std::vector<torch::Tensor> state = ModuleState(*m.g);
+    for (auto& t : ModuleState(*m.d)) state.push_back(t);
+    if (m.g_ema)
+      for (auto& t : ModuleState(*m.g_ema)) state.push_back(t);
+    comm.Broadcast(state);
+  } catch (const std::exception& e) {
+    return Status::Network(fmt::format("rank {}: broadcasting rank 0's models failed: {}", env.rank, ErrorText(e)));
+  }
+  return Status::Ok();
+}
+
+// One step's inputs for this rank: real faces (mirrored at random) with their tags, noise,
+// and the tags asked of the fakes. Everything is drawn for the global batch of `world`
+// ranks in one order, and each rank keeps its own rows, so the run is one run whatever
+// the number of ranks.
+struct StepBatch {
+  torch::Tensor real, real_tags, z, fake_tags;
+};
+class BatchDrawer {
+ public:
+  BatchDrawer(const ImageCache& cache, const TagSampler& sampler, int batch, const RankEnv& env, int z_dim,
+              torch::Device device)
+      : cache_(cache), sampler_(sampler), b_(batch), world_(env.world), offset_(int64_t(env.rank) * batch),
+        z_dim_(z_dim), device_(device), real_buf_(size_t(batch) * 3 * cache.resolution() * cache.resolution()),
+        tag_buf_(size_t(batch) * cache.num_tags()) {}
+
+  StepBatch Draw(TrainState& st, std::mt19937_64& data_rng) {
+    const int gb = b_ * world_, t = cache_.num_tags(), r = cache_.resolution();
+    auto idx = NextIndexes(st, cache_.size(), gb, data_rng);
+    std::vector<bool> flip(gb);
+    std::bernoulli_distribution coin(0.5);
+    for (int j = 0; j < gb; ++j) flip[j] = coin(data_rng);
+    auto fake_tags = torch::empty({gb, t});
+    for (int j = 0; j < gb; ++j) {
+      auto v = sampler_.Sample(data_rng);
+      std::memcpy(fake_tags.data_ptr<float>() + j * t, v.data(), sizeof(float) * t);
+    }
+    if (world_ > 1) {
+      idx = std::vector<int64_t>(idx.begin() + offset_, idx.begin() + offset_ + b_);
+      flip = std::vector<bool>(flip.begin() + offset_, flip.begin() + offset_ + b_);
+    }
+    cache_.Gather(idx, flip, real_buf_.data(), tag_buf_.data());
+    StepBatch s;
+    s.real = torch::from_blob(real_buf_.data(), {b_, 3, r, r}).to(device_);
+    s.real_tags = torch::from_blob(tag_buf_.data(), {b_, t}).to(device_);
+    s.z = Mine(torch::randn({gb, z_dim_})).to(device_);
+    s.fake_tags = Mine(fake_tags).to(device_);
+    return s;
+  }
+
+ private:
+  torch::Tensor Mine(const torch::Tensor& x) const { return world_ > 1 ? x.narrow(0, offset_, b_) : x; }
+  const ImageCache& cache_;
+  const TagSampler& sampler_;
+  const int b_, world_;
+  const int64_t offset_;
+  const int z_dim_;
+  const torch::Device device_;
+  std::vector<float> real_buf_, tag_buf_;
+};
+
+}  // namespace
+
+Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
+  TrainOptions o = opts;
+  MF_ASSIGN_OR_RETURN(const RankEnv env, ResolveRanks(o));
   const bool lead = env.rank == 0;  // rank 0 alone writes checkpoints, samples, snapshots, metrics
   MF_RETURN_IF_ERROR(Validate(o));
   MF_RETURN_IF_ERROR(ws.CheckExists());
@@ -402,25 +480,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     if (st.order.size() != static_cast<size_t>(cache.size()))
       return Status::Corrupt(ckpt + ": its data order does not match the cache");
   }
-  if (comm) {
-    // Every rank loaded the same checkpoint (or none); rank 0's models are the truth.
-    try {
-      auto step0 = torch::tensor({st.step}, torch::kLong);
-      comm->Broadcast({step0});
-      if (step0.item<int64_t>() != st.step)
-        return Status::InvalidArgument(fmt::format(
-            "rank {} resumes at step {} but rank 0 at step {}: every rank must see the same WS/runs/{}/ (a shared "
-            "workspace)",
-            env.rank, st.step, step0.item<int64_t>(), o.run));
-      std::vector<torch::Tensor> state = ModuleState(*m.g);
-      for (auto& t : ModuleState(*m.d)) state.push_back(t);
-      if (g_ema)
-        for (auto& t : ModuleState(**g_ema)) state.push_back(t);
-      comm->Broadcast(state);
-    } catch (const std::exception& e) {
-      return Status::Network(fmt::format("rank {}: broadcasting rank 0's models failed: {}", env.rank, ErrorText(e)));
-    }
-  }
+  if (comm) MF_RETURN_IF_ERROR(TakeRankZerosModels(*comm, env, o.run, st.step, m));
   const int64_t start_step = st.step;
 
   int64_t run_id = 0, stage_id = 0;
@@ -459,12 +519,9 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   auto old_term = std::signal(SIGTERM, OnSignal);
 
   const int64_t n = cache.size();
-  const int b = o.batch;                   // this rank's
   const int world = env.world;
-  const int gb = b * world;                // the global batch: every rank draws it, keeps its rows
-  const int64_t offset = int64_t(env.rank) * b;
-  const int r = config.gan.resolution;
-  const int t = config.gan.tags;
+  const int gb = o.batch * world;  // the global batch: every rank draws it, keeps its rows
+  BatchDrawer batches(cache, sampler, o.batch, env, config.gan.z_dim, device);
   const StepConfig sc{o.l_adv < 0 ? config.gan.tags : o.l_adv, o.l_gp, o.bf16 && !cuda, augment, o.gp_every,
                       comm.get()};
   StepLosses last;
@@ -474,7 +531,6 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   auto loop_start = std::chrono::steady_clock::now();
   const double collective_before = comm ? comm->collective_seconds() : 0.0;  // the start's broadcast left out
   Status status;
-  std::vector<float> real_buf(size_t(b) * 3 * r * r), tag_buf(size_t(b) * t);
   auto out_of_time = [&] {
     return o.minutes > 0 &&
            std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60;
@@ -487,31 +543,11 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
     comm->AllReduceSum(v);
     return v[0].item<double>() > 0;
   };
-  // This rank's rows of a tensor drawn for the global batch.
-  auto mine = [&](const torch::Tensor& x) { return world > 1 ? x.narrow(0, offset, b) : x; };
   while (st.step < o.steps) {
     try {
       if (should_stop()) break;
-      // The batch: real faces (mirrored at random) with their tags, and tags for the fakes.
-      auto idx = NextIndexes(st, n, gb, data_rng);
-      std::vector<bool> flip(gb);
-      std::bernoulli_distribution coin(0.5);
-      for (int j = 0; j < gb; ++j) flip[j] = coin(data_rng);
-      auto fake_tags = torch::empty({gb, t});
-      for (int j = 0; j < gb; ++j) {
-        auto v = sampler.Sample(data_rng);
-        std::memcpy(fake_tags.data_ptr<float>() + j * t, v.data(), sizeof(float) * t);
-      }
-      if (world > 1) {
-        idx = std::vector<int64_t>(idx.begin() + offset, idx.begin() + offset + b);
-        flip = std::vector<bool>(flip.begin() + offset, flip.begin() + offset + b);
-      }
-      cache.Gather(idx, flip, real_buf.data(), tag_buf.data());
-      auto real = torch::from_blob(real_buf.data(), {b, 3, r, r}).to(device);
-      auto real_tags = torch::from_blob(tag_buf.data(), {b, t}).to(device);
-      auto z = mine(torch::randn({gb, config.gan.z_dim})).to(device);
-
-      last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, real, real_tags, z, mine(fake_tags).to(device), sc, st.step);
+      StepBatch in = batches.Draw(st, data_rng);
+      last = TrainStep(m.g, m.d, *m.opt_g, *m.opt_d, in.real, in.real_tags, in.z, in.fake_tags, sc, st.step);
     } catch (const std::exception& e) {
       // A collective that failed: a rank died or stopped answering. This step is half
       // done (data order advanced, no update), so no checkpoint is written now.
