@@ -222,12 +222,14 @@ struct Models {
   std::unique_ptr<torch::optim::Adam> opt_g, opt_d;
 };
 
-Models BuildModels(const GanConfig& gan, const TrainOptions& o, const ImageCache& cache, torch::Device device,
-                   bool channels_last) {
+// fit_template: fit G's output template to the cache (a new run's rank 0); otherwise a
+// checkpoint or rank 0's broadcast sets it, and the pass over the cache would be wasted.
+Models BuildModels(const GanConfig& gan, const TrainOptions& o, const ImageCache& cache, bool fit_template,
+                   torch::Device device, bool channels_last) {
   Models m;
   m.g = Generator(gan);
   if (o.icnr) IcnrInit(m.g);
-  if (gan.output_template != "none") {
+  if (fit_template && gan.output_template != "none") {
     TemplateFit fit(gan.tags, gan.resolution, gan.output_template == "tags");
     fit.AddCache(cache);
     fit.Apply(m.g);
@@ -465,14 +467,15 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   // Measured on this project's 2-core AVX-512/AMX box (bench/train_compare.sh): NHWC is
   // faster for the fp32 convolutions, plain NCHW as fast under bf16 autocast.
   const bool channels_last = o.memory_format == "channels_last" || (o.memory_format == "auto" && !o.bf16 && !cuda);
-  Models m = BuildModels(config.gan, o, cache, device, channels_last);
+  const std::string ckpt = CheckpointPath(ws, o.run);
+  const bool resuming = o.resume && std::filesystem::exists(ckpt);
+  Models m = BuildModels(config.gan, o, cache, /*fit_template=*/lead && !resuming, device, channels_last);
   Generator* g_ema = m.g_ema ? &m.g_ema : nullptr;
   Generator& g_sample = g_ema ? m.g_ema : m.g;
   if (comm) m.g->SetBatchNormSync(comm.get());
 
   TrainState st;
-  const std::string ckpt = CheckpointPath(ws, o.run);
-  if (o.resume && std::filesystem::exists(ckpt)) {
+  if (resuming) {
     MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, m.g, g_ema, m.d, m.opt_g.get(), m.opt_d.get(), &st, device));
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(st.torch_rng);
