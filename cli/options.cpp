@@ -206,6 +206,10 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("resolution", &o->resolution, "Image side: 32, 64 or 128");
   t.Add("minutes", &o->minutes, "Also stop after this many minutes of training (0: no limit)")
       .Check(CLI::NonNegativeNumber);
+  t.Add("cpu-minutes", &o->cpu_minutes,
+        "Also stop after this many minutes of CPU time, all threads counted (0: no limit): equal compute "
+        "for runs compared on a shared machine")
+      .Check(CLI::NonNegativeNumber);
   t.Add("steps", &o->steps, "Total training steps (a resumed run continues up to this)");
   t.Add("batch", &o->batch, "Batch size");
   t.Add("threads", &o->threads, "CPU threads (0: all cores)");

@@ -11,10 +11,13 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/process.h"
 #include "core/progress.h"
 #include "db/dataset.h"
 #include "db/db.h"
@@ -534,9 +537,12 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   auto loop_start = std::chrono::steady_clock::now();
   const double collective_before = comm ? comm->collective_seconds() : 0.0;  // the start's broadcast left out
   Status status;
+  const double cpu_start = CpuSeconds(RUSAGE_SELF);
   auto out_of_time = [&] {
-    return o.minutes > 0 &&
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60;
+    if (o.minutes > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count() >= o.minutes * 60)
+      return true;
+    return o.cpu_minutes > 0 && CpuSeconds(RUSAGE_SELF) - cpu_start >= o.cpu_minutes * 60;
   };
   // Ranks stop together: a signal or the time limit on any rank stops all at one step.
   auto should_stop = [&]() {

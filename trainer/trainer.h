@@ -28,6 +28,7 @@ struct TrainOptions {
   int resolution = 64;         // 32, 64 or 128: 1, 2 or 3 upsampling blocks after 16x16
   int64_t steps = 10000;       // total steps (a resumed run continues up to this)
   double minutes = 0;          // > 0: also stop (checkpoint, grid) after this much wall time
+  double cpu_minutes = 0;      // > 0: also stop after this much CPU time of the process (all threads)
   int batch = 64;
   int threads = 0;             // 0 = all cores
   bool resume = false;         // continue WS/runs/<run>/checkpoint.pt

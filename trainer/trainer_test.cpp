@@ -762,6 +762,28 @@ TEST(TrainBinaryTest, TrainsRecordsAndSamples) {
 }
 
 // Kill -9 mid-run, --resume, and compare every parameter with an uninterrupted run.
+// --minutes and --cpu-minutes stop a run long before its --steps (each a tenth of a
+// second here: a tiny step takes milliseconds, so 5,000 steps would take minutes), with a
+// checkpoint a resumed run continues from.
+TEST(TrainBinaryTest, TimeBudgetsStopTheRun) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("budget", 24);
+  const std::string common = " --steps 5000 --checkpoint-every 100000 --sample-every 100000" + kTinyArgs;
+  ASSERT_EQ(RunBin("train -w " + ws + " --run wall --minutes 0.002" + common), 0);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run cpu --cpu-minutes 0.002" + common), 0);
+  auto d = db::OpenWorkspace(Workspace(ws));
+  ASSERT_TRUE(d.ok());
+  for (const char* run : {"wall", "cpu"}) {
+    SCOPED_TRACE(run);
+    auto step = (*d)->QueryInt(std::string("SELECT step FROM runs WHERE name='") + run + "'");
+    ASSERT_TRUE(step.ok());
+    EXPECT_GT(*step, 0);
+    EXPECT_LT(*step, 5000);
+    EXPECT_TRUE(fs::exists(ws + "/runs/" + run + "/checkpoint.pt"));
+  }
+  EXPECT_EQ(RunBin("train -w " + ws + " --run neg --cpu-minutes -1" + common), 2);
+}
+
 TEST(TrainBinaryTest, SigkillAndResumeMatchAnUninterruptedRun) {
   if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
   std::string ws = MakeWorkspace("resume", 32);
