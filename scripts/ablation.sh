@@ -26,8 +26,10 @@ tagger=$ws/models/builtin-tagger.pt
 common=(--resolution 64 --steps "$steps" --batch 32 --g-channels 64 --g-blocks 8 --d-channels 32 --d-blocks 1
         --sample-every 500 --checkpoint-every 500 --keep-snapshots 0 "${threads[@]}")
 # MINUTES > 0 stops every arm after that much training wall time (equal time per arm;
-# STEPS then only caps it).
+# STEPS then only caps it); CPU_MINUTES > 0 after that much CPU time instead (equal
+# compute per arm on a shared machine: with THREADS=1, minutes of one idle core).
 [ "${MINUTES:-0}" != 0 ] && common+=(--minutes "$MINUTES")
+[ "${CPU_MINUTES:-0}" != 0 ] && common+=(--cpu-minutes "$CPU_MINUTES")
 # "base" is the session-5 recipe: every later part off, the report's architecture.
 off=(--ema-kimg 0 --no-icnr --augment none --template none --upsample shuffle --d-down conv)
 arch=(--upsample nearest --d-down pool)
