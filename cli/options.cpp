@@ -206,7 +206,7 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("resolution", &o->resolution, "Image side: 32, 64 or 128");
   t.Add("minutes", &o->minutes, "Also stop after this many minutes of training (0: no limit)")
       .Check(CLI::NonNegativeNumber);
-  t.Add("cpu-minutes", &o->cpu_minutes,
+  t.Add("cpu_minutes", &o->cpu_minutes,
         "Also stop after this many minutes of CPU time, all threads counted (0: no limit): equal compute "
         "for runs compared on a shared machine")
       .Check(CLI::NonNegativeNumber);
