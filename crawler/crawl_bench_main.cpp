@@ -6,6 +6,11 @@
 // the Python reference (bench/crawl_reference.py: thread pool, fetch + SHA-256 + write).
 //
 //   moeforge-crawl-bench [--posts 2000] [--concurrency 16] [--rounds 3] [--python /usr/bin/python3]
+//
+// Profiling only the crawls (not the pre-rendering, which takes far longer):
+//   mkfifo ctl ack; perf record -D -1 --control fifo:ctl,ack -g -- \
+//     moeforge-crawl-bench --only no-near-dup --perf-control ctl,ack
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -38,7 +43,7 @@ int main(int argc, char** argv) {
   std::string reference = (fs::path(MOEFORGE_SOURCE_DIR) / "bench" / "crawl_reference.py").string();
   std::string dir = (fs::temp_directory_path() / ("mf_crawl_bench_" + std::to_string(::getpid()))).string();
   bool skip_python = false;
-  std::string only;
+  std::string only, perf_control;
   app.add_option("--posts", posts, "Posts on the demo booru")->capture_default_str();
   app.add_option("--concurrency", concurrency, "moeforge crawl --concurrency")->capture_default_str();
   app.add_option("--rounds", rounds, "Rounds of (full, no near-dup, python); medians are reported")
@@ -51,7 +56,29 @@ int main(int argc, char** argv) {
   app.add_flag("--no-python", skip_python, "Only the moeforge crawl");
   app.add_option("--only", only, "Run one moeforge crawl: full or no-near-dup (for profiling)")
       ->check(CLI::IsMember({"full", "no-near-dup"}));
+  app.add_option("--perf-control", perf_control,
+                 "CTL[,ACK]: the fifos of `perf record -D -1 --control fifo:CTL,ACK`; perf is enabled for each timed "
+                 "crawl only");
   CLI11_PARSE(app, argc, argv);
+  // perf's control fifos: "enable" before each timed crawl, "disable" after it, each
+  // waiting for perf's "ack" when an ack fifo is named.
+  int perf_ctl = -1, perf_ack = -1;
+  if (!perf_control.empty()) {
+    auto comma = perf_control.find(',');
+    perf_ctl = ::open(perf_control.substr(0, comma).c_str(), O_WRONLY | O_CLOEXEC);
+    if (comma != std::string::npos) perf_ack = ::open(perf_control.substr(comma + 1).c_str(), O_RDONLY | O_CLOEXEC);
+    if (perf_ctl < 0) {
+      std::fprintf(stderr, "cannot open the perf control fifo %s\n", perf_control.c_str());
+      return 1;
+    }
+  }
+  auto perf = [&](const char* cmd) {
+    if (perf_ctl < 0) return;
+    std::string line = std::string(cmd) + "\n";
+    if (::write(perf_ctl, line.data(), line.size()) < 0) return;
+    char ack[16];
+    if (perf_ack >= 0 && ::read(perf_ack, ack, sizeof ack) < 0) return;
+  };
 
   demo::DemoBooru::Options bo;
   bo.posts = posts;
@@ -86,9 +113,11 @@ int main(int argc, char** argv) {
     o.concurrency = concurrency;
     o.near_dup_threshold = near_dup;
     o.quiet = true;
+    perf("enable");
     double cpu0 = CpuSeconds(RUSAGE_SELF);
     auto r = crawler::Crawl(ws, o);
     double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
+    perf("disable");
     if (!r.ok()) {
       std::fprintf(stderr, "crawl: %s\n", r.status().ToString().c_str());
       return -1;
