@@ -66,6 +66,7 @@ Frontier::Frontier(const Workspace& ws, const CrawlOptions& o, db::Database& wdb
 }
 
 Frontier::~Frontier() {
+  StopYieldThread();
   http_.reset();
   pool_.reset();
   writer_.reset();
@@ -75,6 +76,9 @@ Status Frontier::Run(PostSource& source) {
   MF_RETURN_IF_ERROR(ingest_->Load(rdb_));
   if (source.fetches()) MakeClient();
   Status s = source.Run(*this);
+  WaitYields();
+  StopYieldThread();
+  if (s.ok()) s = ahead_status_;
   WaitImages(0);
   pool_->Wait();
   ReportRetryAfterCut();
@@ -86,10 +90,65 @@ Status Frontier::Run(PostSource& source) {
   return f;
 }
 
-Status Frontier::Yield(const std::vector<NewPost>& posts, std::function<Status(db::Database&)> extra) {
-  MF_ASSIGN_OR_RETURN(auto jobs, UpsertPosts(posts, std::move(extra)));
+Status Frontier::Yield(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra) {
+  MF_ASSIGN_OR_RETURN(auto jobs, UpsertPosts(std::move(posts), std::move(extra)));
   ScheduleImages(jobs);
   return Status::Ok();
+}
+
+// ---- yielding ahead of the source ----
+// Yield() waits for its commit (behind the blob rows queued before it, and their syncfs)
+// and then for the window: done on the source's thread, the next page was not even asked
+// for meanwhile, and the images in flight ran out before each page's were scheduled.
+Status Frontier::YieldAhead(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra) {
+  std::unique_lock<std::mutex> l(ahead_mu_);
+  if (!yield_thread_.joinable()) yield_thread_ = std::thread([this] { YieldLoop(); });
+  ahead_cv_.wait(l, [this] { return !ahead_ || !ahead_status_.ok(); });
+  if (!ahead_status_.ok()) return ahead_status_;
+  ahead_ = AheadPage{std::move(posts), std::move(extra)};
+  ahead_cv_.notify_all();
+  return Status::Ok();
+}
+
+void Frontier::YieldLoop() {
+  std::unique_lock<std::mutex> l(ahead_mu_);
+  while (true) {
+    ahead_cv_.wait(l, [this] { return ahead_ || ahead_stop_; });
+    if (!ahead_) return;
+    AheadPage page = std::move(*ahead_);
+    ahead_.reset();
+    if (!ahead_status_.ok()) {  // after a failure, later pages are dropped
+      ahead_cv_.notify_all();
+      continue;
+    }
+    ahead_busy_ = true;
+    ahead_cv_.notify_all();
+    l.unlock();
+    Status s = Yield(std::move(page.posts), std::move(page.extra));
+    l.lock();
+    ahead_busy_ = false;
+    if (!s.ok() && ahead_status_.ok()) ahead_status_ = s;
+    ahead_cv_.notify_all();
+  }
+}
+
+void Frontier::Drain() {
+  WaitYields();
+  WaitImages(0);
+}
+
+void Frontier::WaitYields() {
+  std::unique_lock<std::mutex> l(ahead_mu_);
+  ahead_cv_.wait(l, [this] { return !ahead_ && !ahead_busy_; });
+}
+
+void Frontier::StopYieldThread() {
+  {
+    std::lock_guard<std::mutex> l(ahead_mu_);
+    ahead_stop_ = true;
+  }
+  ahead_cv_.notify_all();
+  if (yield_thread_.joinable()) yield_thread_.join();
 }
 
 void Frontier::FillSummary(db::StageSummary& sum) {
@@ -178,6 +237,14 @@ Result<RobotsRules> Frontier::RulesFor(const std::string& url) {
     auto it = robots_.find(origin);
     if (it != robots_.end()) return it->second;
   }
+  // One miss at a time: the source's thread and YieldAhead()'s may both ask, and the reader
+  // connection's statements are not for two threads at once.
+  std::lock_guard<std::mutex> miss(robots_miss_mu_);
+  {
+    std::lock_guard<std::mutex> l(robots_mu_);
+    auto it = robots_.find(origin);
+    if (it != robots_.end()) return it->second;
+  }
   int status = -1;
   std::string body;
   double now = UnixNow();
@@ -221,16 +288,17 @@ Result<bool> Frontier::RobotsAllow(const std::string& url, bool api_page) {
 
 // ---- posts, tags and frontier rows, one transaction per batch ----
 // Returns the image jobs that still need a fetch.
-Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(const std::vector<NewPost>& posts,
-                                                        std::function<Status(db::Database&)> extra) {
+Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(std::vector<NewPost> posts,
+                                                              std::function<Status(db::Database&)> extra) {
   auto jobs = std::make_shared<std::vector<ImageJob>>();
   auto skipped = std::make_shared<std::vector<std::string>>();
   int64_t sid = source_id_;
   // --shard i/N: this machine keeps the posts whose remote id hashes to its part.
   auto shard = Shard::Parse(o_.shard);
   auto shared_posts = std::make_shared<std::vector<NewPost>>();
-  for (const auto& p : posts)
-    if (!shard.ok() || shard->Owns(p.remote_id)) shared_posts->push_back(p);
+  shared_posts->reserve(posts.size());
+  for (auto& p : posts)
+    if (!shard.ok() || shard->Owns(p.remote_id)) shared_posts->push_back(std::move(p));
   MF_RETURN_IF_ERROR(writer_->Submit([=](db::Database& db) -> Status {
     std::string now = db::NowIso();
     MF_ASSIGN_OR_RETURN(db::Stmt * up, db.Cached(

@@ -12,7 +12,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -93,9 +95,16 @@ class Frontier {
   // Upserts `posts` with their tags and image rows, runs `extra` (the source's rows) in the
   // same transaction, commits, and starts fetching the images not yet fetched. Blocks while
   // the window is full.
-  Status Yield(const std::vector<NewPost>& posts, std::function<Status(db::Database&)> extra = nullptr);
-  // Waits until every image yielded so far is decided.
-  void Drain() { WaitImages(0); }
+  Status Yield(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra = nullptr);
+  // Yield() on the frontier's own thread: returns once the posts are handed over (at most
+  // one page waits there besides the one being yielded), so that the source fetches and
+  // reads its next page while this one commits and its images start; pages are yielded in
+  // the order given. For sources that do not read back what they yielded before Drain().
+  // A failed hand-off comes back from the next call (and from Drain()'s writer Flush()).
+  Status YieldAhead(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra = nullptr);
+  // Waits until every page handed to YieldAhead() is yielded and every image yielded so far
+  // is decided.
+  void Drain();
   void DrawProgress();
   // Says, once per new longest wait, that a site's Retry-After was cut to --retry-after-max
   // (API pages and images alike); the source calls it after each page, Run() at the end.
@@ -115,11 +124,14 @@ class Frontier {
   };
   void MakeClient();
   Result<RobotsRules> RulesFor(const std::string& url);
-  Result<std::vector<ImageJob>> UpsertPosts(const std::vector<NewPost>& posts,
-                                            std::function<Status(db::Database&)> extra);
+  Result<std::vector<ImageJob>> UpsertPosts(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra);
   void ScheduleImages(const std::vector<ImageJob>& jobs);
   void ScheduleLocal(const ImageJob& job);
   void WaitImages(int64_t n);
+  // YieldAhead()'s thread: yields the handed-over pages in order.
+  void YieldLoop();
+  void WaitYields();
+  void StopYieldThread();
 
   const Workspace& ws_;
   const CrawlOptions& o_;
@@ -133,7 +145,7 @@ class Frontier {
   http::ClientStats http_stats_;  // the client's, kept when DropWriter() ends it
   std::unique_ptr<Progress> progress_;
   std::string api_origin_, policy_;
-  std::mutex robots_mu_;
+  std::mutex robots_mu_, robots_miss_mu_;
   std::unordered_map<std::string, RobotsRules> robots_;
   std::unordered_set<int64_t> scheduled_;
   std::mutex wait_mu_;
@@ -142,6 +154,18 @@ class Frontier {
   int64_t window_ = 256;
   std::atomic<bool> challenged_{false};
   std::string image_budget_;
+  // YieldAhead(): the page handed over and not yet taken, whether one is being yielded,
+  // and the first failure.
+  struct AheadPage {
+    std::vector<NewPost> posts;
+    std::function<Status(db::Database&)> extra;
+  };
+  std::mutex ahead_mu_;
+  std::condition_variable ahead_cv_;
+  std::optional<AheadPage> ahead_;
+  bool ahead_busy_ = false, ahead_stop_ = false;
+  Status ahead_status_;
+  std::thread yield_thread_;
   double cut_reported_s_ = 0;  // the longest Retry-After cut already reported
   // --write-metadata: <sha256>.json beside each blob this source stored.
   Status WriteSidecars();

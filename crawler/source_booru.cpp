@@ -257,7 +257,7 @@ Status BooruSource::Run(Frontier& f) {
     int64_t nb = by_cursor && oldest > 0 ? oldest : 0;
     std::string etag = r.Header("etag"), lm = r.Header("last-modified");
     int code = r.status;
-    MF_RETURN_IF_ERROR(f.Yield(take, [=](db::Database& db) -> Status {
+    MF_RETURN_IF_ERROR(f.YieldAhead(std::move(take), [=](db::Database& db) -> Status {
       std::string now = db::NowIso();
       MF_ASSIGN_OR_RETURN(db::Stmt * cur, db.Cached(
           "UPDATE crawl_cursors SET next_page=?, taken=?, next_before=?, passed=?, "

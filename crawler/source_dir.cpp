@@ -82,7 +82,7 @@ Status DirSource::Run(Frontier& f) {
       for (auto& t : tags) p.tags.emplace_back(t, "");
       batch.push_back(std::move(p));
     }
-    MF_RETURN_IF_ERROR(f.Yield(batch));
+    MF_RETURN_IF_ERROR(f.Yield(std::move(batch)));
   }
   f.Drain();
   return f.writer().Flush();

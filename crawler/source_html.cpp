@@ -155,7 +155,7 @@ Status HtmlSource::Run(Frontier& f) {
     images += static_cast<int64_t>(posts.size());
     int64_t d1 = depth + 1;
     int code = r.status;
-    MF_RETURN_IF_ERROR(f.Yield(posts, [=](db::Database& db) -> Status {
+    MF_RETURN_IF_ERROR(f.Yield(std::move(posts), [=](db::Database& db) -> Status {
       std::string now = db::NowIso();
       MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
           "INSERT INTO frontier(source_id, url, kind, depth, state, updated_at) VALUES(?,?,'page',?,'queued',?) "

@@ -31,7 +31,7 @@ Status UrlListSource::Run(Frontier& f) {
   int64_t n = 0, bad = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::Ok();
-    Status s = f.Yield(batch);
+    Status s = f.Yield(std::move(batch));
     batch.clear();
     return s;
   };
