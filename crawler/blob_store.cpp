@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,12 @@ BlobStore::BlobStore(const Workspace& ws) : ws_(ws) {
 }
 
 BlobStore::~BlobStore() {
+  {
+    std::lock_guard<std::mutex> l(cb_mu_);
+    stop_ = true;
+  }
+  cb_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
@@ -41,6 +48,46 @@ Status BlobStore::EnsureDurable(int64_t ticket) {
   durable_.store(covered);
   flushes_++;
   return Status::Ok();
+}
+
+void BlobStore::WhenDurable(int64_t ticket, std::function<void()> fn) {
+  if (durable_.load() >= ticket) {
+    fn();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(cb_mu_);
+    if (!flusher_.joinable()) flusher_ = std::thread([this] { FlushLoop(); });
+    waiting_.emplace_back(ticket, std::move(fn));
+  }
+  cb_cv_.notify_all();
+}
+
+void BlobStore::WaitCallbacks() {
+  std::unique_lock<std::mutex> l(cb_mu_);
+  idle_cv_.wait(l, [this] { return waiting_.empty() && !flushing_; });
+}
+
+void BlobStore::FlushLoop() {
+  std::unique_lock<std::mutex> l(cb_mu_);
+  while (true) {
+    cb_cv_.wait(l, [this] { return stop_ || !waiting_.empty(); });
+    if (waiting_.empty()) return;  // stopping, nothing left
+    flushing_ = true;
+    l.unlock();
+    // Everything renamed so far, the waiting callbacks' blobs among them.
+    bool ok = EnsureDurable(written_.load()).ok();
+    l.lock();
+    std::vector<std::pair<int64_t, std::function<void()>>> ready, later;
+    for (auto& w : waiting_) (!ok || w.first <= durable_.load() ? ready : later).push_back(std::move(w));
+    waiting_ = std::move(later);
+    l.unlock();
+    std::sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& r : ready) r.second();
+    l.lock();
+    flushing_ = false;
+    idle_cv_.notify_all();
+  }
 }
 
 }  // namespace moeforge::crawler

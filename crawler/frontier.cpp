@@ -69,6 +69,7 @@ Frontier::~Frontier() {
   StopYieldThread();
   http_.reset();
   pool_.reset();
+  ingest_->WaitStored();
   writer_.reset();
 }
 
@@ -81,6 +82,7 @@ Status Frontier::Run(PostSource& source) {
   if (s.ok()) s = ahead_status_;
   WaitImages(0);
   pool_->Wait();
+  ingest_->WaitStored();
   ReportRetryAfterCut();
   Status f = writer_->Flush();
   if (f.ok()) ingest_->RemoveSupersededBlobs();
@@ -135,6 +137,10 @@ void Frontier::YieldLoop() {
 void Frontier::Drain() {
   WaitYields();
   WaitImages(0);
+  // The stored copies' rows too (they wait for their blobs' syncfs), so that what the
+  // source commits after Drain() follows them.
+  pool_->Wait();
+  ingest_->WaitStored();
 }
 
 void Frontier::WaitYields() {
@@ -178,6 +184,7 @@ void Frontier::DropWriter() {
   if (http_) http_stats_ = http_->stats();
   http_.reset();
   pool_->Wait();
+  ingest_->WaitStored();
   writer_.reset();
 }
 

@@ -103,7 +103,7 @@ class Frontier {
   // A failed hand-off comes back from the next call (and from Drain()'s writer Flush()).
   Status YieldAhead(std::vector<NewPost> posts, std::function<Status(db::Database&)> extra = nullptr);
   // Waits until every page handed to YieldAhead() is yielded and every image yielded so far
-  // is decided.
+  // is decided, its rows submitted.
   void Drain();
   void DrawProgress();
   // Says, once per new longest wait, that a site's Retry-After was cut to --retry-after-max

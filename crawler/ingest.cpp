@@ -364,8 +364,8 @@ void Ingestor::DecideLocked(Ready r, std::vector<Ready>& stores) {
 void Ingestor::StoreBlob(Ready r) {
   const Analysis& a = r.a;
   Result<int64_t> ticket = blobs_.Put(a.sha, r.item.body);
-  std::lock_guard<std::mutex> l(mu_);
   if (!ticket.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
     SubmitFailLocked(r.item, "io_error", ticket.status().ToString());
     // Whoever waited on this copy cannot link to it, and later copies are not matched to it.
     if (a.have_phash) index_.Remove(a.phash, a.sha);
@@ -374,19 +374,27 @@ void Ingestor::StoreBlob(Ready r) {
     for (auto& fn : parked) fn(false);
     return;
   }
-  auto item = std::make_shared<FetchedItem>(std::move(r.item));
-  Analysis an = a;
+  auto stored = std::make_shared<Ready>(std::move(r));
   int64_t t = *ticket;
-  std::string replaces = r.replaces;
-  if (replaces.empty()) {
-    SubmitStoredLocked(item, an, t, "");
-    return;
-  }
-  // The replaced copy's rows first: the re-pointing moves them.
-  WhenSubmittedLocked(replaces, [this, item, an, t, replaces](bool ok) {
-    SubmitStoredLocked(item, an, t, ok ? replaces : "");
+  // The rows are submitted once the blob is durable (crawl/blob_store.h), so that the
+  // writer never waits in syncfs with other rows queued behind them.
+  blobs_.WhenDurable(t, [this, stored, t] {
+    std::lock_guard<std::mutex> l(mu_);
+    auto item = std::make_shared<FetchedItem>(std::move(stored->item));
+    const Analysis& an = stored->a;
+    std::string replaces = stored->replaces;
+    if (replaces.empty()) {
+      SubmitStoredLocked(item, an, t, "");
+      return;
+    }
+    // The replaced copy's rows first: the re-pointing moves them.
+    WhenSubmittedLocked(replaces, [this, item, an, t, replaces](bool ok) {
+      SubmitStoredLocked(item, an, t, ok ? replaces : "");
+    });
   });
 }
+
+void Ingestor::WaitStored() { blobs_.WaitCallbacks(); }
 
 void Ingestor::SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analysis& an, int64_t t,
                                   const std::string& replaces) {

@@ -13,9 +13,9 @@
 //
 // Decisions are made in sequence order (the frontier id), whatever order transfers finish
 // in, so every run decides alike, interrupted or not. A blob is written (temporary file +
-// rename) before the row that names it is submitted, and made durable
-// (crawler/blob_store.h) before that row commits; a duplicate's row is submitted after its
-// original's, and a replacing copy's after the copy it replaces.
+// rename) and made durable (crawler/blob_store.h) before the row that names it is
+// submitted; a duplicate's row is submitted after its original's, and a replacing copy's
+// after the copy it replaces.
 #pragma once
 
 #include <atomic>
@@ -101,6 +101,10 @@ class Ingestor {
   int64_t blob_flushes() const { return blobs_.flushes(); }
   // Kept copies replaced by a better one in this run.
   int64_t superseded() const;
+  // Waits until the rows of every blob stored so far are submitted (they wait for the
+  // syncfs that makes their blob durable); call after the pool is idle, before the
+  // writer's last Flush().
+  void WaitStored();
   // Removes the blob files of replaced copies; call after every row is committed.
   void RemoveSupersededBlobs();
 
