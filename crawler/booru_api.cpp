@@ -182,13 +182,15 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
     for (auto& t : SplitWs(all)) p.tags.emplace_back(t, "");
   }
   // Smaller renditions.
-  auto add_variant = [&](const std::string& name, const std::string& url, int64_t w, int64_t h) {
-    if (url.empty()) return;
-    std::string abs = http::ResolveUrl(base + "/", url);
+  // `abs`: the URL already resolved.
+  auto add_resolved = [&](const std::string& name, std::string abs, int64_t w, int64_t h) {
     if (abs == p.file_url) return;
     for (const auto& v : p.variants)
       if (v.url == abs) return;
-    p.variants.push_back(PostVariant{name, abs, w, h});
+    p.variants.push_back(PostVariant{name, std::move(abs), w, h});
+  };
+  auto add_variant = [&](const std::string& name, const std::string& url, int64_t w, int64_t h) {
+    if (!url.empty()) add_resolved(name, http::ResolveUrl(base + "/", url), w, h);
   };
   auto ma = o.find("media_asset");
   if (ma != o.end() && ma->is_object() && ma->contains("variants") && (*ma)["variants"].is_array()) {
@@ -197,11 +199,11 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
   }
   if (d == Dialect::kDanbooru) {
     std::string large = Str(o, "large_file_url");
-    if (!large.empty() && http::ResolveUrl(base + "/", large) != p.file_url) {
+    if (!large.empty()) {
       // Danbooru's sample is 850 px wide (older responses carry no variant sizes).
       int64_t w = p.width > 850 ? 850 : p.width;
       int64_t h = p.width > 0 ? p.height * w / p.width : 0;
-      add_variant("sample", large, w, h);
+      add_resolved("sample", http::ResolveUrl(base + "/", large), w, h);
     }
   } else {
     add_variant("sample", Str(o, "sample_url"), Int(o, "sample_width"), Int(o, "sample_height"));
@@ -233,7 +235,11 @@ PostRecord ReadPost(Dialect d, const json& o, const std::string& base, bool new_
 Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::string& base_url) {
   std::string base = StripSlash(base_url);
   PostPage page;
-  std::vector<json> objs;
+  // The posts, read in place: a page of 200 Danbooru posts is ~370 KB of JSON, and copying
+  // each object (then freeing both) cost as much as parsing it.
+  std::vector<const json*> objs;
+  std::vector<json> from_xml;
+  json j;
   size_t first = body.find_first_not_of(" \t\r\n\xEF\xBB\xBF");
   if (first == std::string::npos) return page;  // an empty body: no posts
   if (body[first] == '<') {
@@ -242,20 +248,21 @@ Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::st
       auto c = root->attrs.find("count");
       if (c != root->attrs.end()) page.count = std::strtoll(c->second.c_str(), nullptr, 10);
       for (const auto& ch : root->children)
-        if (ch->name == "post") objs.push_back(XmlPostToJson(*ch));
+        if (ch->name == "post") from_xml.push_back(XmlPostToJson(*ch));
     } else if (root->name == "post") {
-      objs.push_back(XmlPostToJson(*root));
+      from_xml.push_back(XmlPostToJson(*root));
     } else if (root->name == "response" || root->name == "error" || root->name == "hash") {
       return Status::Network("the site answered with an error document <" + root->name + ">");
     } else {
       return Status::Corrupt("unexpected XML root <" + root->name + ">");
     }
+    for (const auto& o : from_xml) objs.push_back(&o);
   } else {
-    json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    j = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return Status::Corrupt("response is neither JSON nor XML");
     if (j.is_array()) {
-      for (auto& o : j)
-        if (o.is_object()) objs.push_back(o);
+      for (const auto& o : j)
+        if (o.is_object()) objs.push_back(&o);
     } else if (j.is_object()) {
       if (j.contains("@attributes")) {
         // Gelbooru 0.2.5+: {"@attributes":{limit,offset,count},"post":[...]}; no "post"
@@ -264,9 +271,9 @@ Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::st
         auto it = j.find("post");
         if (it != j.end()) {
           if (it->is_array()) {
-            for (auto& o : *it) objs.push_back(o);
+            for (const auto& o : *it) objs.push_back(&o);
           } else if (it->is_object()) {
-            objs.push_back(*it);
+            objs.push_back(&*it);
           }
         }
       } else if (j.contains("success") && j["success"].is_boolean() && !j["success"].get<bool>()) {
@@ -274,9 +281,9 @@ Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::st
         if (why.empty()) why = Str(j, "reason");
         return Status::Network("the site refused the query: " + why);
       } else if (j.contains("danbooru") && j["danbooru"].is_object()) {
-        objs.push_back(j["danbooru"]);  // a waifuc metadata sidecar around a Danbooru post
+        objs.push_back(&j["danbooru"]);  // a waifuc metadata sidecar around a Danbooru post
       } else if (j.contains("id")) {
-        objs.push_back(j);  // a single post lookup
+        objs.push_back(&j);  // a single post lookup
       } else {
         return Status::Corrupt("unexpected JSON object without posts");
       }
@@ -285,10 +292,11 @@ Result<PostPage> ParsePostPage(Dialect d, const std::string& body, const std::st
     }
   }
   bool new_letters = false;
-  for (const auto& o : objs)
-    if (AsciiLower(Str(o, "rating")) == "g") new_letters = true;
-  for (const auto& o : objs) {
-    PostRecord p = ReadPost(d, o, base, new_letters);
+  for (const json* o : objs)
+    if (AsciiLower(Str(*o, "rating")) == "g") new_letters = true;
+  page.posts.reserve(objs.size());
+  for (const json* o : objs) {
+    PostRecord p = ReadPost(d, *o, base, new_letters);
     if (p.remote_id.empty()) return Status::Corrupt("a post without an id");
     page.posts.push_back(std::move(p));
   }

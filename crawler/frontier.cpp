@@ -36,20 +36,20 @@ bool IsHttpUrl(const std::string& u) {
   return l.rfind("http://", 0) == 0 || l.rfind("https://", 0) == 0;
 }
 
-NewPost FromRecord(const PostRecord& r) {
+NewPost FromRecord(PostRecord r) {
   NewPost p;
-  p.remote_id = r.remote_id;
-  p.md5 = r.md5;
-  p.file_url = r.file_url;
-  p.page_url = r.page_url;
-  p.rating = r.rating;
-  p.file_ext = r.file_ext;
-  p.created_at = r.created_at;
-  p.meta_json = r.meta_json;
+  p.remote_id = std::move(r.remote_id);
+  p.md5 = std::move(r.md5);
+  p.file_url = std::move(r.file_url);
+  p.page_url = std::move(r.page_url);
+  p.rating = std::move(r.rating);
+  p.file_ext = std::move(r.file_ext);
+  p.created_at = std::move(r.created_at);
+  p.meta_json = std::move(r.meta_json);
   p.width = r.width;
   p.height = r.height;
-  p.tags = r.tags;
-  p.skip_reason = r.skip_reason;
+  p.tags = std::move(r.tags);
+  p.skip_reason = std::move(r.skip_reason);
   p.variant = "original";
   return p;
 }

@@ -47,7 +47,7 @@ struct NewPost {
   int depth = 0;            // html: link depth of the page it was found on
   std::string local_path;   // set: read this file instead of fetching file_url (no frontier row)
 };
-NewPost FromRecord(const PostRecord& r);
+NewPost FromRecord(PostRecord r);  // pass an rvalue where the record is not needed after
 
 bool IsHttpUrl(const std::string& url);
 std::string StripSlash(std::string url);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -217,18 +218,20 @@ Status BooruSource::Run(Frontier& f) {
     std::vector<NewPost> take;
     bool reached_stop = false, reached_max = false;
     int64_t newest = 0, oldest = 0, np_passed = passed;
-    for (const auto& rec : page->posts) {
+    for (auto& rec : page->posts) {
       int64_t id = std::strtoll(rec.remote_id.c_str(), nullptr, 10);
       if (stop_at > 0 && id > 0 && id <= stop_at) {
         reached_stop = true;
         break;
       }
       if (o.limit > 0 && taken + static_cast<int64_t>(take.size()) >= o.limit) break;
-      NewPost p = FromRecord(rec);
-      if (p.skip_reason.empty()) {
+      // Decided on the record, which then moves into the post.
+      std::string filtered;
+      std::optional<ChosenVariant> chosen;
+      if (rec.skip_reason.empty()) {
         std::string why = filter.Reason(rec);
         if (!why.empty()) {
-          p.skip_reason = "filtered:" + why;
+          filtered = "filtered:" + why;
         } else {
           if (o.max_posts_per_query > 0 && np_passed >= o.max_posts_per_query) {
             reached_max = true;
@@ -237,14 +240,18 @@ Status BooruSource::Run(Frontier& f) {
             f.counters().Skipped("max_posts_per_query", rest);
             break;
           }
-          ChosenVariant v = ChooseVariant(rec, o.variant, o.min_variant_px);
-          if (v.name != "original") {
-            p.file_url = v.url;
-            p.md5.clear();  // the site's md5 is the original's
-          }
-          p.variant = v.name;
+          chosen = ChooseVariant(rec, o.variant, o.min_variant_px);
           ++np_passed;
         }
+      }
+      NewPost p = FromRecord(std::move(rec));
+      if (!filtered.empty()) p.skip_reason = std::move(filtered);
+      if (chosen) {
+        if (chosen->name != "original") {
+          p.file_url = chosen->url;
+          p.md5.clear();  // the site's md5 is the original's
+        }
+        p.variant = chosen->name;
       }
       newest = std::max(newest, id);
       if (id > 0) oldest = oldest == 0 ? id : std::min(oldest, id);
