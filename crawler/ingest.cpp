@@ -408,24 +408,32 @@ void Ingestor::SubmitStoredLocked(std::shared_ptr<FetchedItem> item, const Analy
     for (const std::string& sha : claims_[an.sha].members)
       if (sha != replaces) members.push_back(sha);
   }
-  writer_.Submit([item, an, rel, now, t, blobs, replaces, members](db::Database& db) -> Status {
+  // What the rows need of the item: not its body, which is freed once the blob is written
+  // rather than when the batch commits (a batch holds hundreds of rows).
+  struct Fetch {
+    int64_t bytes, post_id, frontier_id;
+    int http_status, attempts;
+  };
+  Fetch item_row{static_cast<int64_t>(item->body.size()), item->post_id, item->frontier_id, item->http_status,
+                 item->attempts};
+  writer_.Submit([item = item_row, an, rel, now, t, blobs, replaces, members](db::Database& db) -> Status {
     // The blob reaches stable storage before the row naming it can commit.
     MF_RETURN_IF_ERROR(blobs->EnsureDurable(t));
     MF_ASSIGN_OR_RETURN(db::Stmt * ins, db.Cached(
         "INSERT OR IGNORE INTO images(sha256, bytes, width, height, format, phash, near_dup_of, blob_path, added_at) "
         "VALUES(?,?,?,?,?,?,NULL,?,?)"));
-    ins->BindAll(an.sha, static_cast<int64_t>(item->body.size()), an.width, an.height, an.format,
+    ins->BindAll(an.sha, item.bytes, an.width, an.height, an.format,
                  static_cast<int64_t>(an.phash), rel, now);
     if (!an.have_phash) ins->Bind(6, nullptr);
     MF_RETURN_IF_ERROR(ins->Run());
     MF_ASSIGN_OR_RETURN(db::Stmt * up, db.Cached(
         "UPDATE posts SET image_sha256=?, content_sha256=?, dup_distance=NULL, state='stored', error=NULL, "
         "width=?, height=?, updated_at=? WHERE id=?"));
-    MF_RETURN_IF_ERROR(up->BindAll(an.sha, an.sha, an.width, an.height, now, item->post_id).Run());
-    if (item->frontier_id) {
+    MF_RETURN_IF_ERROR(up->BindAll(an.sha, an.sha, an.width, an.height, now, item.post_id).Run());
+    if (item.frontier_id) {
       MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
           "UPDATE frontier SET state='done', http_status=?, error=NULL, attempts=attempts+?, updated_at=? WHERE id=?"));
-      MF_RETURN_IF_ERROR(fr->BindAll(item->http_status, item->attempts, now, item->frontier_id).Run());
+      MF_RETURN_IF_ERROR(fr->BindAll(item.http_status, item.attempts, now, item.frontier_id).Run());
     }
     if (!replaces.empty()) {
       // In this same transaction, so that no commit shows a group with two kept copies.
