@@ -1,32 +1,19 @@
 #include "crawler/ingest.h"
 #include "core/strings.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 
 #include "codecs/decode.h"
 #include "core/hash.h"
+#include "crawler/digest.h"
 #include "crawler/image_probe.h"
 
 namespace moeforge::crawler {
 
 namespace {
-
-std::string Md5Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
-}
 
 bool IsMd5(const std::string& s) {
   if (s.size() != 32) return false;
@@ -213,14 +200,18 @@ Ingestor::Analysis Ingestor::Analyse(const FetchedItem& item) {
   }
   bool md5_verified = false;
   if (IsMd5(item.expect_md5)) {
-    if (Md5Hex(item.body) != AsciiLower(item.expect_md5)) {
+    // Both digests in one pass (crawler/digest.h).
+    Md5Sha256 d = Md5AndSha256(item.body);
+    if (d.md5_hex != AsciiLower(item.expect_md5)) {
       a.fail_reason = "corrupt";
       a.fail_detail = "MD5 differs from the site's";
       return a;
     }
     md5_verified = true;
+    a.sha = std::move(d.sha256_hex);
+  } else {
+    a.sha = Sha256Hex(item.body);
   }
-  a.sha = Sha256Hex(item.body);
   bool known;
   {
     std::lock_guard<std::mutex> l(mu_);
