@@ -20,6 +20,20 @@ namespace {
 constexpr const char* kAgentToken = "moeforge";
 constexpr double kRobotsMaxAge = 24 * 3600.0;
 
+// INSERT OR IGNORE of `rows` source_tags rows (1..kTagRows) in one statement.
+constexpr size_t kTagRows = 16;
+const std::string& TagInsertSql(size_t rows) {
+  static const std::vector<std::string> sql = [] {
+    std::vector<std::string> v(kTagRows + 1);
+    for (size_t n = 1; n <= kTagRows; ++n) {
+      v[n] = "INSERT OR IGNORE INTO source_tags(post_id, tag, category) VALUES(?,?,?)";
+      for (size_t i = 1; i < n; ++i) v[n] += ",(?,?,?)";
+    }
+    return v;
+  }();
+  return sql[rows];
+}
+
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -325,8 +339,6 @@ Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(std::vector<NewPos
         "RETURNING id, state"));
     MF_ASSIGN_OR_RETURN(db::Stmt * unqueue, db.Cached(
         "UPDATE frontier SET state='skipped', error=?, updated_at=? WHERE post_id=? AND kind='image' AND state='queued'"));
-    MF_ASSIGN_OR_RETURN(db::Stmt * tag,
-                        db.Cached("INSERT OR IGNORE INTO source_tags(post_id, tag, category) VALUES(?,?,?)"));
     MF_ASSIGN_OR_RETURN(db::Stmt * fr, db.Cached(
         "INSERT INTO frontier(source_id, url, kind, post_id, depth, state, updated_at) "
         "VALUES(?,?,'image',?,?,'queued',?) ON CONFLICT(source_id, url, post_id) DO NOTHING"));
@@ -351,9 +363,17 @@ Result<std::vector<Frontier::ImageJob>> Frontier::UpsertPosts(std::vector<NewPos
       int64_t pid = up->Int(0);
       std::string state = up->Text(1);
       up->Reset();
-      for (const auto& [t, cat] : p.tags) {
-        tag->Bind(1, pid).Bind(2, t);
-        BindText(tag, 3, cat);
+      // A post's tags in one statement of up to kTagRows rows rather than one each: the
+      // statement's own cost was about half of each tag's.
+      for (size_t i = 0; i < p.tags.size(); i += kTagRows) {
+        size_t rows = std::min(kTagRows, p.tags.size() - i);
+        MF_ASSIGN_OR_RETURN(db::Stmt * tag, db.Cached(TagInsertSql(rows)));
+        for (size_t r = 0; r < rows; ++r) {
+          const auto& [t, cat] = p.tags[i + r];
+          int at = static_cast<int>(3 * r);
+          tag->Bind(at + 1, pid).Bind(at + 2, t);
+          BindText(tag, at + 3, cat);
+        }
         MF_RETURN_IF_ERROR(tag->Run());
       }
       if (state == "skipped") {
