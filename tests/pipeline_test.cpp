@@ -28,7 +28,7 @@ TEST(Pipeline, DemoRunsEndToEndAndLeavesASampleGrid) {
   std::string out = TempDir("demo");
   // A fixed port per test process: the re-run below must see the same source URL.
   // 32 px keeps the test short; the demo's own default is 64.
-  std::string args = "demo --out " + out + " --posts 60 --steps 20 --tag-epochs 3 --resolution 32 --port " +
+  std::string args = "demo --out " + out + " --posts 60 --steps 20 --train-minutes 0 --tag-epochs 3 --resolution 32 --port " +
                      std::to_string(20000 + getpid() % 20000);
   Outcome r = Moeforge(args);
   ASSERT_EQ(r.status, 0) << r.out;
