@@ -62,7 +62,7 @@ struct TrainOptions {
   int gp_every = 1;            // the penalty on every Nth step only, weighted N times (lazy)
   // The few-step recipe (docs/runs/README.md, "Recipe"). Each is recorded in config.json.
   double ema_kimg = 10;        // half-life of G's moving average in thousands of images; 0: none
-  double ema_rampup = 0.05;    // the half-life is at most this share of the images seen so far
+  double ema_rampup = 0;       // > 0: the half-life is at most this share of the images seen so far
   bool icnr = true;            // ICNR initialisation of the sub-pixel convolutions
   std::string augment = "translation,cutout";  // what D sees: color,translation,cutout | none
   int checkpoint_every = 500;
