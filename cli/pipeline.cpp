@@ -68,11 +68,7 @@ Result<size_t> StageIndex(const std::string& name, const char* flag) {
 // skips it.
 Result<std::string> TagTrainInputsHash(db::Database& db, const tagger::TagTrainOptions& o) {
   Sha256 h;
-  nlohmann::json params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch},
-                           {"val_fraction", o.val_fraction}, {"lr", o.lr}, {"width", o.width},
-                           {"pool", o.pool}, {"bf16", o.bf16}, {"seed", o.seed}, {"schema", o.schema},
-                           {"detector", o.detector}, {"max_faces", o.max_faces}};
-  std::string text = params.dump() + "\n";
+  std::string text = tagger::TagTrainParams(o).dump() + "\n";
   h.Update(text.data(), text.size());
   for (const char* sql : {"SELECT f.id || ' ' || f.detector_id || ' ' || f.image_sha256 || ' ' || coalesce(f.crop_path, '') "
                           "FROM faces f ORDER BY f.id",

@@ -62,6 +62,14 @@ bool BinaryTagsKnown(const TagSchema& schema, const std::vector<std::string>& so
   return false;
 }
 
+nlohmann::json TagTrainParams(const TagTrainOptions& o) {
+  return {{"epochs", o.epochs}, {"patience", o.patience}, {"input_size", o.input_size}, {"batch", o.batch},
+          {"lr", o.lr}, {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16}, {"val_fraction", o.val_fraction},
+          {"seed", o.seed}, {"multi_character", o.multi_character}, {"augment", o.augment},
+          {"label_smoothing", o.label_smoothing}, {"schema", o.schema}, {"detector", o.detector},
+          {"max_faces", o.max_faces}};
+}
+
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o) {
   if (o.epochs < 1 || o.batch < 2 || o.input_size < 16 || o.val_fraction < 0 || o.val_fraction >= 1)
     return Status::InvalidArgument("tag train: need epochs >= 1, batch >= 2, input size >= 16, 0 <= val fraction < 1");
@@ -74,12 +82,10 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
 
   db::StageSummary sum;
   sum.stage = "tag-train";
-  sum.params = {{"epochs", o.epochs}, {"input_size", o.input_size}, {"batch", o.batch}, {"lr", o.lr},
-                {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16 && torch_common::CpuHasBf16()},
-                {"val_fraction", o.val_fraction}, {"seed", o.seed}, {"patience", o.patience},
-                {"multi_character", o.multi_character}, {"augment", o.augment},
-                {"label_smoothing", o.label_smoothing},
-                {"schema", schema.name()}, {"detector", o.detector}};
+  sum.params = TagTrainParams(o);
+  // What they resolved to here: the schema's name, bf16 where the CPU has it.
+  sum.params["schema"] = schema.name();
+  sum.params["bf16"] = o.bf16 && torch_common::CpuHasBf16();
   MF_ASSIGN_OR_RETURN(int64_t run_id, db::BeginStageRun(db, "tag-train", sum.params));
   Progress clock("tag-train", 0, 1e9);
 
@@ -177,8 +183,10 @@ Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions&
   // The full validation report (per-tag F1, confusion) sits beside the model; the
   // summary line carries the headline figures.
   std::string report_path = out + ".val.json";
-  std::string report = nlohmann::json{{"model_sha256", res.model->sha256()}, {"val_faces", res.n_val}, {"val_curve", res.val_curve}, {"best_epoch", res.best_epoch},
-                                      {"report", res.val.ToJson()}, {"text", res.val.ToText(schema)}}
+  std::string report = nlohmann::json{{"model_sha256", res.model->sha256()}, {"val_faces", res.n_val},
+                                      {"val_posts", res.val_keys}, {"val_curve", res.val_curve},
+                                      {"best_epoch", res.best_epoch}, {"report", res.val.ToJson()},
+                                      {"text", res.val.ToText(schema)}}
                            .dump(1);
   MF_RETURN_IF_ERROR(WriteFileAtomic(report_path, report.data(), report.size()));
   nlohmann::json acc = nlohmann::json::object();

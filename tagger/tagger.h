@@ -64,6 +64,10 @@ struct TagTrainOptions {
 // thresholds on validation (max F1). summary.extra carries model path, sha256, validation accuracy of
 // each exclusive group and F1 of each binary tag.
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o);
+// The options a trained model depends on (not where it is written, threads or output),
+// as given: recorded with the stage run and hashed by `moeforge run` to tell whether the
+// model must be trained again. One list for both.
+nlohmann::json TagTrainParams(const TagTrainOptions& o);
 // Whether a post's source tags speak for the binary tags too: true when any tag falls
 // outside the schema's exclusive groups (a booru post's full tag list), false when they
 // only name colours (a labelled folder like mlds_extra_96). Unknown binaries are left
