@@ -166,6 +166,10 @@ OptionTable TagTrainOptionTable(tagger::TagTrainOptions* o) {
       .Flags("--multi-character,!--no-multi-character");
   t.Add("augment", &o->augment, "Flip, zoom and shift training crops (default on)").Flags("--augment,!--no-augment");
   t.Add("label_smoothing", &o->label_smoothing, "Binary targets pulled this far towards 0.5");
+  t.Add("multi_instance", &o->multi_instance,
+        "A tag present on a multi-character post: left out (none), or 'at least one of its faces has it' "
+        "through the post's noisy-or or max of the faces' probabilities")
+      .Check(CLI::IsMember({"none", "noisy-or", "max"}));
   t.Add("input_size", &o->input_size, "Crops are resized to this square");
   t.Add("batch", &o->batch, "Batch size");
   t.Add("lr", &o->lr, "AdamW learning rate");

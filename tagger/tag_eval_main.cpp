@@ -231,6 +231,10 @@ int main(int argc, char** argv) {
                "Train on multi-character posts' faces too")->capture_default_str();
   app.add_flag("--augment,!--no-augment", d.augment, "Flip, zoom and shift training crops")->capture_default_str();
   app.add_option("--label-smoothing", d.label_smoothing, "Binary targets pulled towards 0.5")->capture_default_str();
+  app.add_option("--multi-instance", d.multi_instance,
+                 "Tags present on multi-character posts: none | noisy-or | max (as tag train)")
+      ->check(CLI::IsMember({"none", "noisy-or", "max"}))
+      ->capture_default_str();
   app.add_option("--val-fraction", d.val_fraction, "Share of training posts held out to validate")->capture_default_str();
   app.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", seed, "Seed (data, split, training)")->capture_default_str();
@@ -331,7 +335,8 @@ int main(int argc, char** argv) {
             {"epochs_run", res->epochs_run}, {"best_epoch", res->best_epoch}, {"val_curve", res->val_curve},
             {"input_size", d.input_size}, {"width", d.width}, {"pool", d.pool}, {"seed", seed},
             {"test_seed", test_seed}, {"batch", d.batch}, {"lr", d.lr}, {"bf16", res->bf16},
-            {"multi_character", d.multi_character}, {"augment", d.augment}, {"label_smoothing", d.label_smoothing}});
+            {"multi_character", d.multi_character}, {"augment", d.augment}, {"label_smoothing", d.label_smoothing},
+            {"multi_instance", d.multi_instance}});
   if (!json_out.empty()) std::ofstream(json_out) << j.dump(1) << "\n";
   return 0;
 }

@@ -66,8 +66,8 @@ nlohmann::json TagTrainParams(const TagTrainOptions& o) {
   return {{"epochs", o.epochs}, {"patience", o.patience}, {"input_size", o.input_size}, {"batch", o.batch},
           {"lr", o.lr}, {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16}, {"val_fraction", o.val_fraction},
           {"seed", o.seed}, {"multi_character", o.multi_character}, {"augment", o.augment},
-          {"label_smoothing", o.label_smoothing}, {"schema", o.schema}, {"detector", o.detector},
-          {"max_faces", o.max_faces}};
+          {"label_smoothing", o.label_smoothing}, {"multi_instance", o.multi_instance}, {"schema", o.schema},
+          {"detector", o.detector}, {"max_faces", o.max_faces}};
 }
 
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o) {

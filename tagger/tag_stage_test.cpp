@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <random>
@@ -212,6 +213,42 @@ TEST(TagStageTest, BinaryTagsAreKnownOnlyWhenThePostTagsMoreThanColours) {
   EXPECT_TRUE(BinaryTagsKnown(schema, {"blonde_hair", "smile"}));
   EXPECT_FALSE(BinaryTagsKnown(schema, {"aqua_hair", "aqua_eyes"}));  // an mlds labels.csv row
   EXPECT_FALSE(BinaryTagsKnown(schema, {}));
+}
+
+// What `moeforge run` hashes to decide whether to train again: every option a model
+// depends on, and not where it is written or how many threads train it.
+TEST(TagStageTest, TrainParamsNameEveryOptionTheModelDependsOn) {
+  const TagTrainOptions d;
+  const auto base = TagTrainParams(d);
+  std::vector<std::pair<const char*, std::function<void(TagTrainOptions&)>>> changes = {
+      {"epochs", [](auto& o) { o.epochs += 1; }},
+      {"patience", [](auto& o) { o.patience += 1; }},
+      {"input_size", [](auto& o) { o.input_size += 8; }},
+      {"batch", [](auto& o) { o.batch += 1; }},
+      {"lr", [](auto& o) { o.lr *= 2; }},
+      {"width", [](auto& o) { o.width += 1; }},
+      {"pool", [](auto& o) { o.pool = "avg"; }},
+      {"bf16", [](auto& o) { o.bf16 = !o.bf16; }},
+      {"val_fraction", [](auto& o) { o.val_fraction += 0.05; }},
+      {"seed", [](auto& o) { o.seed += 1; }},
+      {"multi_character", [](auto& o) { o.multi_character = !o.multi_character; }},
+      {"augment", [](auto& o) { o.augment = !o.augment; }},
+      {"label_smoothing", [](auto& o) { o.label_smoothing += 0.1; }},
+      {"multi_instance", [](auto& o) { o.multi_instance = o.multi_instance == "max" ? "none" : "max"; }},
+      {"schema", [](auto& o) { o.schema = "mine.toml"; }},
+      {"detector", [](auto& o) { o.detector = "yunet"; }},
+      {"max_faces", [](auto& o) { o.max_faces = 10; }},
+  };
+  for (const auto& [name, change] : changes) {
+    TagTrainOptions o = d;
+    change(o);
+    EXPECT_NE(TagTrainParams(o), base) << name;
+    EXPECT_TRUE(base.contains(name)) << name;
+  }
+  EXPECT_EQ(base.size(), changes.size()) << base.dump();
+  TagTrainOptions same = d;
+  same.out = "elsewhere.pt", same.threads = 1, same.json = true, same.quiet = true;
+  EXPECT_EQ(TagTrainParams(same), base);
 }
 
 TEST(TagStageTest, BadInputIsAnErrorNotACrash) {

@@ -49,6 +49,9 @@ struct TagTrainOptions {
   bool multi_character = true;
   bool augment = true;           // flip, small zoom and shift (never colour)
   double label_smoothing = 0.0;  // binary targets pulled this far towards 0.5
+  // A binary tag present on a multi-character post as a multiple-instance label for its
+  // faces ("at least one of them has it"): none | noisy-or | max (TrainCoreOptions).
+  std::string multi_instance = "none";
   std::string schema;          // "" = the default 34; else a TOML file
   std::string detector;        // only faces of this detector name; "" = any
   int max_faces = 0;           // cap on training faces (0 = all); for quick runs

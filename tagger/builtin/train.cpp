@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 
 #include "core/progress.h"
 #include "torch_common/cpu_autocast.h"
@@ -56,6 +57,7 @@ TrainCoreOptions CoreOptions(const TagTrainOptions& o) {
   co.patience = o.patience;
   co.augment = o.augment;
   co.label_smoothing = o.label_smoothing;
+  co.multi_instance = o.multi_instance;
   co.input_size = o.input_size;
   co.batch = o.batch;
   co.lr = o.lr;
@@ -80,6 +82,36 @@ std::vector<std::vector<float>> ScoreCrops(BuiltinTagger& model, const std::vect
     }
   }
   return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> MultiInstanceLoss(const torch::Tensor& logits, const torch::Tensor& bag,
+                                                          const torch::Tensor& positive, const std::string& kind) {
+  const int64_t T = logits.size(1);
+  auto rows = (bag >= 0).nonzero().squeeze(1);
+  if (rows.numel() == 0) return {torch::zeros({T}), torch::zeros({T})};
+  auto z = logits.index_select(0, rows).to(torch::kFloat32);
+  auto pos = positive.index_select(0, rows).to(torch::kFloat32);
+  // Bags numbered 0..B-1 in this batch; member[b][i]: row i is of bag b.
+  auto inverse = std::get<1>(at::_unique(bag.index_select(0, rows), /*sorted=*/true, /*return_inverse=*/true));
+  const int64_t B = inverse.max().item<int64_t>() + 1;
+  auto member = inverse.unsqueeze(0) == torch::arange(B, torch::kLong).unsqueeze(1);
+  auto member_f = member.to(torch::kFloat32);
+  // The labelled (bag, tag) pairs; every row of a bag says the same.
+  auto labelled = (member_f.matmul(pos) > 0).to(torch::kFloat32);
+  torch::Tensor log_p;  // B x T: log P(the bag has the tag)
+  if (kind == "max") {
+    auto zmax = z.unsqueeze(0).masked_fill(member.logical_not().unsqueeze(2), -1e4).amax(1);
+    log_p = -torch::nn::functional::softplus(-zmax);  // log sigmoid
+  } else if (kind == "noisy-or") {
+    // log(1 - p_i) = -softplus(z_i), summed over the bag: log P(no face has it) = s;
+    // log P(bag) = log(1 - e^s). s is held below 0 so a bag whose every face says a firm
+    // "no" keeps a finite loss (and its gradient down to logits of about -46).
+    auto s = member_f.matmul(-torch::nn::functional::softplus(z)).clamp_max(-1e-20);
+    log_p = torch::log(-torch::expm1(s));
+  } else {
+    throw std::invalid_argument("multi-instance loss: unknown kind '" + kind + "'");
+  }
+  return {(-log_p * labelled).sum(0), labelled.sum(0)};
 }
 
 LabeledCrop LabelFromPostTags(const TagSchema& schema, const std::vector<std::string>& post_tags,
@@ -120,9 +152,10 @@ std::vector<Range> GroupRanges(const TagSchema& schema) {
 
 // The training loss. An exclusive group: -log of the probability the face's candidates
 // get together (cross-entropy when there is one; nothing learnt when the group names
-// none or all). A binary tag: BCE over the faces where it is known, per tag.
+// none or all). A binary tag: BCE over the faces where it is known, per tag, and with
+// `mil` the multiple-instance term of the bags that say one of their faces has it.
 torch::Tensor Loss(const std::vector<Range>& ranges, const torch::Tensor& logits, const torch::Tensor& y,
-                   const torch::Tensor& known, double smoothing) {
+                   const torch::Tensor& known, double smoothing, const torch::Tensor& bag, const std::string& mil) {
   torch::Tensor loss = torch::zeros({});
   for (const auto& r : ranges) {
     auto lg = logits.narrow(1, r.start, r.n), yt = y.narrow(1, r.start, r.n);
@@ -135,13 +168,19 @@ torch::Tensor Loss(const std::vector<Range>& ranges, const torch::Tensor& logits
       loss = loss + (nll * m).sum() / m.sum();
     } else {
       auto kn = known.narrow(1, r.start, r.n);
-      auto per_tag = kn.sum(0);
-      if (per_tag.sum().item<float>() == 0) continue;
       auto target = smoothing > 0 ? yt * (1 - smoothing) + 0.5 * smoothing : yt;
       auto bce = torch::binary_cross_entropy_with_logits(lg, target, {}, {}, at::Reduction::None);
-      // Each tag's mean over the faces that know it, summed: one unit per tag, as the
-      // groups get one each (the 0.5 keeps the old balance between the two).
-      loss = loss + ((bce * kn).sum(0) / per_tag.clamp_min(1)).sum() * 0.5;
+      auto sum = (bce * kn).sum(0), count = kn.sum(0);
+      if (mil != "none" && bag.defined()) {
+        // A face of a bag whose post has the tag, not known for itself.
+        auto positive = yt * (1 - kn) * (bag >= 0).to(torch::kFloat32).unsqueeze(1);
+        auto [bag_sum, bags] = MultiInstanceLoss(lg, bag, positive, mil);
+        sum = sum + bag_sum, count = count + bags;
+      }
+      if (count.sum().item<float>() == 0) continue;
+      // Each tag's mean over the faces (and bags) that know it, summed: one unit per
+      // tag, as the groups get one each (the 0.5 keeps the old balance between the two).
+      loss = loss + (sum / count.clamp_min(1)).sum() * 0.5;
     }
   }
   return loss;
@@ -185,8 +224,14 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   out.model = std::make_shared<BuiltinTagger>(schema, net, o.input_size);
   BuiltinTagger& model = *out.model;
 
+  if (o.multi_instance != "none" && o.multi_instance != "noisy-or" && o.multi_instance != "max")
+    return Status::InvalidArgument("multi-instance loss '" + o.multi_instance + "': none, noisy-or or max");
   std::vector<const cv::Mat*> tr_m, va_m;
   std::vector<float> tr_t, tr_known;
+  // Each training crop's post (an index of its split_key), and whether the post is a bag
+  // (a face not labelled for itself).
+  std::map<std::string, int64_t> key_index;
+  std::vector<int64_t> tr_key, tr_bag;
   std::vector<std::vector<float>> va_t;
   bool any_binary_known = false;
   const int T = schema.size();
@@ -201,6 +246,9 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
       va_t.push_back(c.target);
     } else {
       tr_m.push_back(&c.bgr);
+      int64_t k = key_index.emplace(c.split_key, static_cast<int64_t>(key_index.size())).first->second;
+      tr_key.push_back(k);
+      tr_bag.push_back(c.complete ? -1 : k);
       tr_t.insert(tr_t.end(), c.target.begin(), c.target.end());
       if (c.known.empty()) tr_known.insert(tr_known.end(), static_cast<size_t>(T), 1.f);
       else tr_known.insert(tr_known.end(), c.known.begin(), c.known.end());
@@ -225,8 +273,34 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   torch::optim::AdamW opt(net_mod->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   const bool bf16 = o.bf16 && torch_common::CpuHasBf16();
   out.bf16 = bf16;
+  const bool mil = o.multi_instance != "none";
+  auto bag_all = torch::tensor(tr_bag, torch::kLong);
+  // The batches of each epoch, as row indices. Without the multiple-instance loss, a
+  // fresh permutation cut into runs of `batch` (drawn as each epoch starts). With it,
+  // whole posts: their order shuffled, a batch closed before the post that would
+  // overfill it, so each bag's faces are scored together.
+  std::vector<std::vector<int64_t>> posts(key_index.size());
+  for (int64_t i = 0; i < out.n_train; ++i) posts[static_cast<size_t>(tr_key[static_cast<size_t>(i)])].push_back(i);
+  auto post_batches = [&]() {
+    std::vector<torch::Tensor> batches;
+    auto order = torch::randperm(static_cast<int64_t>(posts.size()), torch::TensorOptions().dtype(torch::kLong));
+    std::vector<int64_t> cur;
+    for (int64_t j = 0; j < order.size(0); ++j) {
+      const auto& rows = posts[static_cast<size_t>(order[j].item<int64_t>())];
+      if (!cur.empty() && static_cast<int64_t>(cur.size() + rows.size()) > o.batch)
+        batches.push_back(torch::tensor(cur, torch::kLong)), cur.clear();
+      cur.insert(cur.end(), rows.begin(), rows.end());
+    }
+    if (!cur.empty()) batches.push_back(torch::tensor(cur, torch::kLong));
+    return batches;
+  };
+  std::vector<std::vector<torch::Tensor>> epoch_batches;
   int64_t steps_per_epoch = (out.n_train + o.batch - 1) / o.batch;
   int64_t total_steps = steps_per_epoch * o.epochs, step = 0;
+  if (mil) {
+    total_steps = 0;
+    for (int e = 0; e < o.epochs; ++e) epoch_batches.push_back(post_batches()), total_steps += epoch_batches.back().size();
+  }
   std::unique_ptr<Progress> progress;
   if (!o.quiet) progress = std::make_unique<Progress>("tag-train", total_steps);
 
@@ -241,17 +315,20 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   };
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     net_mod->train();
-    auto perm = torch::randperm(out.n_train, torch::TensorOptions().dtype(torch::kLong));
+    torch::Tensor perm;
+    if (!mil) perm = torch::randperm(out.n_train, torch::TensorOptions().dtype(torch::kLong));
+    const int64_t n_batches = mil ? static_cast<int64_t>(epoch_batches[static_cast<size_t>(epoch)].size()) : steps_per_epoch;
     double loss_sum = 0;
-    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-      auto idx = perm.narrow(0, b * o.batch, std::min<int64_t>(o.batch, out.n_train - b * o.batch));
+    for (int64_t b = 0; b < n_batches; ++b, ++step) {
+      auto idx = mil ? epoch_batches[static_cast<size_t>(epoch)][static_cast<size_t>(b)]
+                     : perm.narrow(0, b * o.batch, std::min<int64_t>(o.batch, out.n_train - b * o.batch));
       if (idx.size(0) < 2) continue;  // BatchNorm needs two
       auto xb = x_all.index_select(0, idx);
       auto x = o.augment ? Augment(xb, rng) : ToFloat(xb);
       auto y = y_all.index_select(0, idx);
       auto known = known_all.index_select(0, idx);
       // Warm-up for one epoch, then cosine decay.
-      double warm = std::min(1.0, (step + 1.0) / std::max<int64_t>(1, steps_per_epoch));
+      double warm = std::min(1.0, (step + 1.0) / std::max<int64_t>(1, mil ? n_batches : steps_per_epoch));
       double lr = o.lr * warm * 0.5 * (1 + std::cos(M_PI * step / std::max<int64_t>(1, total_steps)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
       torch::Tensor logits;
@@ -260,7 +337,8 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
         logits = net_mod->forward(x);
       }
       logits = logits.to(torch::kFloat32);
-      auto loss = Loss(ranges, logits, y, known, o.label_smoothing);
+      auto loss = Loss(ranges, logits, y, known, o.label_smoothing, mil ? bag_all.index_select(0, idx) : torch::Tensor(),
+                       o.multi_instance);
       opt.zero_grad();
       loss.backward();
       opt.step();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -29,7 +30,10 @@ struct LabeledCrop {
   std::vector<float> known;
   std::string split_key;       // crops with the same key land on the same side (the post)
   // Labelled for itself (a single-character post, a labelled file), not through a
-  // post's union: only these validate and calibrate.
+  // post's union: only these validate and calibrate. On a face that is not complete, a
+  // binary column with target 1 and known 0 says that at least one face of its post
+  // (the crops of its split_key) has the tag: a multiple-instance label (TrainCoreOptions::
+  // multi_instance).
   bool complete = true;
 };
 
@@ -60,6 +64,11 @@ struct TrainCoreOptions {
   bool augment = true;
   // Targets of binary tags pulled this far towards 0.5 (0 = none).
   double label_smoothing = 0.0;
+  // What a binary tag present on a multi-character post teaches its faces: "none"
+  // (left out), or a multiple-instance label, "at least one of the post's faces has it",
+  // through the post's probability "noisy-or" (1 - prod(1 - p_i)) or "max" (max_i p_i).
+  // Other than none, a batch holds whole posts (MultiInstanceLoss).
+  std::string multi_instance = "none";
   // bf16 autocast for the training passes where the CPU has native bf16 (ignored
   // elsewhere); scoring and calibration stay fp32.
   bool bf16 = false;
@@ -91,6 +100,16 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
 // decisions once calibrated).
 double ValidationScore(const TagSchema& schema, const std::vector<std::vector<float>>& scores,
                        const std::vector<std::vector<float>>& truth, bool binaries_known);
+
+// The multiple-instance term of the binary tags' loss. logits: N x T; bag: N (int64,
+// each row's bag in 0..B-1, or -1 for none); positive: N x T 0/1, whether the row's bag
+// says "at least one of us has this tag" (every row of a bag says the same). For each
+// (bag, tag) so labelled, -log P(bag has the tag), P by `kind` ("noisy-or": 1 - prod(1 -
+// sigmoid(z_i)), "max": sigmoid(max z_i)). Returns {sum, count}: each tag's summed loss
+// over its labelled bags and how many there were (T each), so the caller counts a bag as
+// one labelled face.
+std::pair<torch::Tensor, torch::Tensor> MultiInstanceLoss(const torch::Tensor& logits, const torch::Tensor& bag,
+                                                          const torch::Tensor& positive, const std::string& kind);
 
 // Scores crops with a model: one row of group-aware probabilities per crop.
 std::vector<std::vector<float>> ScoreCrops(BuiltinTagger& model, const std::vector<cv::Mat>& bgr, int batch = 128);
