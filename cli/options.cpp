@@ -174,6 +174,7 @@ OptionTable TagTrainOptionTable(tagger::TagTrainOptions* o) {
   t.Add("batch", &o->batch, "Batch size");
   t.Add("lr", &o->lr, "AdamW learning rate");
   t.Add("width", &o->width, "Channels of the first conv block");
+  t.Add("blocks", &o->blocks, "Conv blocks, each halving the side (a larger input may want one more)");
   t.Add("pool", &o->pool, "Global pool before the head: avg, or avgmax (average and max, for small features)")
       .Check(CLI::IsMember({"avg", "avgmax"}));
   t.Add("bf16", &o->bf16,

@@ -223,6 +223,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--input-size", d.input_size, "Network input size")->capture_default_str();
   app.add_option("--width", d.width, "First block's channels")->capture_default_str();
+  app.add_option("--blocks", d.blocks, "Conv blocks")->capture_default_str();
   app.add_option("--pool", d.pool, "Global pool: avg | avgmax")->check(CLI::IsMember({"avg", "avgmax"}))->capture_default_str();
   app.add_option("--batch", d.batch, "Batch size")->capture_default_str();
   app.add_option("--lr", d.lr, "AdamW learning rate")->capture_default_str();
@@ -333,7 +334,7 @@ int main(int argc, char** argv) {
   j.update({{"faces", faces.size() + test_faces.size()}, {"train", res->n_train}, {"train_multi_character", n_multi},
             {"validation", res->n_val}, {"train_seconds", t_train}, {"epochs", d.epochs}, {"patience", d.patience},
             {"epochs_run", res->epochs_run}, {"best_epoch", res->best_epoch}, {"val_curve", res->val_curve},
-            {"input_size", d.input_size}, {"width", d.width}, {"pool", d.pool}, {"seed", seed},
+            {"input_size", d.input_size}, {"width", d.width}, {"blocks", d.blocks}, {"pool", d.pool}, {"seed", seed},
             {"test_seed", test_seed}, {"batch", d.batch}, {"lr", d.lr}, {"bf16", res->bf16},
             {"multi_character", d.multi_character}, {"augment", d.augment}, {"label_smoothing", d.label_smoothing},
             {"multi_instance", d.multi_instance}});

@@ -64,15 +64,18 @@ bool BinaryTagsKnown(const TagSchema& schema, const std::vector<std::string>& so
 
 nlohmann::json TagTrainParams(const TagTrainOptions& o) {
   return {{"epochs", o.epochs}, {"patience", o.patience}, {"input_size", o.input_size}, {"batch", o.batch},
-          {"lr", o.lr}, {"width", o.width}, {"pool", o.pool}, {"bf16", o.bf16}, {"val_fraction", o.val_fraction},
+          {"lr", o.lr}, {"width", o.width}, {"blocks", o.blocks}, {"pool", o.pool}, {"bf16", o.bf16}, {"val_fraction", o.val_fraction},
           {"seed", o.seed}, {"multi_character", o.multi_character}, {"augment", o.augment},
           {"label_smoothing", o.label_smoothing}, {"multi_instance", o.multi_instance}, {"schema", o.schema},
           {"detector", o.detector}, {"max_faces", o.max_faces}};
 }
 
 Result<db::StageSummary> TrainTagger(const Workspace& ws, const TagTrainOptions& o) {
-  if (o.epochs < 1 || o.batch < 2 || o.input_size < 16 || o.val_fraction < 0 || o.val_fraction >= 1)
-    return Status::InvalidArgument("tag train: need epochs >= 1, batch >= 2, input size >= 16, 0 <= val fraction < 1");
+  if (o.epochs < 1 || o.batch < 2 || o.input_size < 16 || o.val_fraction < 0 || o.val_fraction >= 1 ||
+      o.blocks < 1 || (o.input_size >> o.blocks) < 1)
+    return Status::InvalidArgument(
+        "tag train: need epochs >= 1, batch >= 2, input size >= 16, 0 <= val fraction < 1, 1 <= blocks with "
+        "input size >= 2^blocks");
   MF_RETURN_IF_ERROR(ws.CheckExists());
   MF_ASSIGN_OR_RETURN(auto dbp, db::OpenWorkspace(ws));
   db::Database& db = *dbp;

@@ -227,6 +227,7 @@ TEST(TagStageTest, TrainParamsNameEveryOptionTheModelDependsOn) {
       {"batch", [](auto& o) { o.batch += 1; }},
       {"lr", [](auto& o) { o.lr *= 2; }},
       {"width", [](auto& o) { o.width += 1; }},
+      {"blocks", [](auto& o) { o.blocks += 1; }},
       {"pool", [](auto& o) { o.pool = "avg"; }},
       {"bf16", [](auto& o) { o.bf16 = !o.bf16; }},
       {"val_fraction", [](auto& o) { o.val_fraction += 0.05; }},

@@ -41,6 +41,7 @@ struct TagTrainOptions {
   double val_fraction = 0.1;   // share of POSTS held out to calibrate thresholds
   double lr = 2e-3;            // AdamW
   int width = 16;              // channels of the first conv block (doubles per block)
+  int blocks = 4;              // conv blocks, each halving the side (the receptive field grows with them)
   std::string pool = "avgmax";  // global pool before the head: avg | avgmax
   bool bf16 = true;            // bf16 autocast in training where the CPU has it natively (~3x faster)
   uint64_t seed = 1;

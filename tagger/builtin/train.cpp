@@ -62,6 +62,7 @@ TrainCoreOptions CoreOptions(const TagTrainOptions& o) {
   co.batch = o.batch;
   co.lr = o.lr;
   co.width = o.width;
+  co.blocks = o.blocks;
   co.pool = o.pool;
   co.bf16 = o.bf16;
   co.val_fraction = o.val_fraction;
