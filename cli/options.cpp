@@ -170,6 +170,9 @@ OptionTable TagTrainOptionTable(tagger::TagTrainOptions* o) {
         "A tag present on a multi-character post: left out (none), or 'at least one of its faces has it' "
         "through the post's noisy-or or max of the faces' probabilities")
       .Check(CLI::IsMember({"none", "noisy-or", "max"}));
+  t.Add("flip_average", &o->flip_average,
+        "The model scores each crop and its mirror image and averages (recorded in the model file)")
+      .Flags("--flip-average,!--no-flip-average");
   t.Add("input_size", &o->input_size, "Crops are resized to this square");
   t.Add("batch", &o->batch, "Batch size");
   t.Add("lr", &o->lr, "AdamW learning rate");

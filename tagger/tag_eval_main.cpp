@@ -236,6 +236,13 @@ int main(int argc, char** argv) {
                  "Tags present on multi-character posts: none | noisy-or | max (as tag train)")
       ->check(CLI::IsMember({"none", "noisy-or", "max"}))
       ->capture_default_str();
+  app.add_flag("--flip-average,!--no-flip-average", d.flip_average,
+               "Average each crop's logits with its mirror's (as tag train)")->capture_default_str();
+  std::string flip_override;
+  app.add_option("--score-flip-average", flip_override,
+                 "With --model: score with the mirror average on or off, whatever the file says (its "
+                 "thresholds were calibrated as the file says: compare the best-threshold line)")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--val-fraction", d.val_fraction, "Share of training posts held out to validate")->capture_default_str();
   app.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", seed, "Seed (data, split, training)")->capture_default_str();
@@ -261,10 +268,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "moeforge-tag-eval: %s\n", faces.status().ToString().c_str());
       return 2;
     }
+    if (!flip_override.empty()) (*model)->set_flip_average(flip_override == "on");
     std::printf("%zu face crops of %s matched to their truth; %d detections of no true face left out\n",
                 faces->size(), workspace.c_str(), unmatched);
     auto j = ScoreAndPrint(**model, *faces, true, "workspace faces, the model's own decisions");
     j["model"] = model_in, j["model_sha256"] = (*model)->sha256(), j["workspace"] = workspace, j["unmatched"] = unmatched;
+    j["flip_average"] = (*model)->flip_average();
     if (!json_out.empty()) std::ofstream(json_out) << j.dump(1) << "\n";
     return 0;
   }
@@ -337,7 +346,7 @@ int main(int argc, char** argv) {
             {"input_size", d.input_size}, {"width", d.width}, {"blocks", d.blocks}, {"pool", d.pool}, {"seed", seed},
             {"test_seed", test_seed}, {"batch", d.batch}, {"lr", d.lr}, {"bf16", res->bf16},
             {"multi_character", d.multi_character}, {"augment", d.augment}, {"label_smoothing", d.label_smoothing},
-            {"multi_instance", d.multi_instance}});
+            {"multi_instance", d.multi_instance}, {"flip_average", d.flip_average}});
   if (!json_out.empty()) std::ofstream(json_out) << j.dump(1) << "\n";
   return 0;
 }

@@ -66,7 +66,7 @@ nlohmann::json TagTrainParams(const TagTrainOptions& o) {
   return {{"epochs", o.epochs}, {"patience", o.patience}, {"input_size", o.input_size}, {"batch", o.batch},
           {"lr", o.lr}, {"width", o.width}, {"blocks", o.blocks}, {"pool", o.pool}, {"bf16", o.bf16}, {"val_fraction", o.val_fraction},
           {"seed", o.seed}, {"multi_character", o.multi_character}, {"augment", o.augment},
-          {"label_smoothing", o.label_smoothing}, {"multi_instance", o.multi_instance}, {"schema", o.schema},
+          {"label_smoothing", o.label_smoothing}, {"multi_instance", o.multi_instance}, {"flip_average", o.flip_average}, {"schema", o.schema},
           {"detector", o.detector}, {"max_faces", o.max_faces}};
 }
 

@@ -236,6 +236,7 @@ TEST(TagStageTest, TrainParamsNameEveryOptionTheModelDependsOn) {
       {"augment", [](auto& o) { o.augment = !o.augment; }},
       {"label_smoothing", [](auto& o) { o.label_smoothing += 0.1; }},
       {"multi_instance", [](auto& o) { o.multi_instance = o.multi_instance == "max" ? "none" : "max"; }},
+      {"flip_average", [](auto& o) { o.flip_average = !o.flip_average; }},
       {"schema", [](auto& o) { o.schema = "mine.toml"; }},
       {"detector", [](auto& o) { o.detector = "yunet"; }},
       {"max_faces", [](auto& o) { o.max_faces = 10; }},

@@ -53,6 +53,8 @@ struct TagTrainOptions {
   // A binary tag present on a multi-character post as a multiple-instance label for its
   // faces ("at least one of them has it"): none | noisy-or | max (TrainCoreOptions).
   std::string multi_instance = "none";
+  // The model averages each crop's logits with its mirror image's (validation too).
+  bool flip_average = false;
   std::string schema;          // "" = the default 34; else a TOML file
   std::string detector;        // only faces of this detector name; "" = any
   int max_faces = 0;           // cap on training faces (0 = all); for quick runs

@@ -75,6 +75,7 @@ Status BuiltinTagger::Save(const std::string& path) {
                          {"width", net_opts_.width},
                          {"blocks", net_opts_.blocks},
                          {"pool", net_opts_.pool},
+                         {"flip_average", flip_average_},
                          {"tags", schema_.tags()}};
   std::ostringstream bytes;
   try {
@@ -121,6 +122,7 @@ Result<std::shared_ptr<BuiltinTagger>> BuiltinTagger::Load(const std::string& pa
   if (static_cast<int>(thresholds.size()) != schema->size())
     return Status::Corrupt("'" + path + "': thresholds do not match the schema");
   t->thresholds_ = thresholds;
+  t->flip_average_ = meta.value("flip_average", false);
   try {
     if (!archive.try_read("net", weights)) return Status::Corrupt("'" + path + "': no weights");
     t->net_->load(weights);
@@ -144,7 +146,9 @@ torch::Tensor BuiltinTagger::Resize(const torch::Tensor& x) const {
 torch::Tensor BuiltinTagger::Logits(const torch::Tensor& x) {
   torch::NoGradGuard ng;
   net_->eval();
-  return net_->forward(Resize(x));
+  auto in = Resize(x);
+  if (!flip_average_) return net_->forward(in);
+  return (net_->forward(in) + net_->forward(in.flip({3}))) * 0.5;
 }
 
 torch::Tensor BuiltinTagger::Features(const torch::Tensor& x) {

@@ -54,6 +54,11 @@ class BuiltinTagger {
   const TagSchema& schema() const { return schema_; }
   const std::vector<float>& thresholds() const { return thresholds_; }
   void set_thresholds(std::vector<float> t) { thresholds_ = std::move(t); }
+  // Logits() averages the crop's and its mirror image's (the tags are all mirror
+  // symmetric: a ribbon on the left is a ribbon). Recorded in the model file, so its
+  // thresholds are used as they were calibrated; files from before read as false.
+  bool flip_average() const { return flip_average_; }
+  void set_flip_average(bool on) { flip_average_ = on; }
   int input_size() const { return input_size_; }
   const TaggerNetOptions& net_options() const { return net_opts_; }
   TaggerNet& net() { return net_; }
@@ -61,7 +66,8 @@ class BuiltinTagger {
   const std::string& sha256() const { return sha256_; }
 
   // Eval-mode forward passes, no grad. x: N x 3 x S x S float RGB in [-1, 1]; other
-  // sizes are resized (bilinear) to input_size().
+  // sizes are resized (bilinear) to input_size(). Logits (and so Probabilities) of a
+  // flip_average() model are the mean of x's and its mirror's; Features are x's alone.
   torch::Tensor Logits(const torch::Tensor& x);
   torch::Tensor Features(const torch::Tensor& x);
   // N x T probabilities: sigmoid for binary tags, softmax within exclusive groups.
@@ -76,6 +82,7 @@ class BuiltinTagger {
   TaggerNetOptions net_opts_;
   int input_size_;
   std::vector<float> thresholds_;
+  bool flip_average_ = false;
   std::string sha256_;
   TaggerNet net_{nullptr};
 };

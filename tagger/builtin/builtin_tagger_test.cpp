@@ -65,6 +65,36 @@ TEST(BuiltinTaggerTest, ModelFileRoundTrips) {
   ASSERT_TRUE(la.ok()) << la.status().ToString();
   EXPECT_EQ((*la)->Features(x).sizes(), (std::vector<int64_t>{4, 32}));
   EXPECT_TRUE(torch::allclose((*la)->Logits(x), avg.Logits(x)));
+  EXPECT_FALSE((*la)->flip_average());
+  std::filesystem::remove(path);
+}
+
+TEST(BuiltinTaggerTest, FlipAverageScoresACropAndItsMirrorAlikeAndIsRecorded) {
+  TaggerNetOptions o;
+  o.width = 8;
+  o.blocks = 3;
+  BuiltinTagger t(TagSchema::Default(), o, 32);
+  torch::manual_seed(5);
+  auto x = torch::rand({3, 3, 32, 32}) * 2 - 1;
+  auto mirror = x.flip({3});
+  auto plain = t.Logits(x), plain_mirror = t.Logits(mirror);
+  ASSERT_FALSE(torch::allclose(plain, plain_mirror));  // a random net is not symmetric
+  t.set_flip_average(true);
+  // The mean of the two passes; a crop and its mirror get the same scores.
+  EXPECT_TRUE(torch::allclose(t.Logits(x), (plain + plain_mirror) * 0.5, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(t.Logits(x), t.Logits(mirror), 1e-5, 1e-5));
+  // Features stay the crop's own.
+  t.set_flip_average(false);
+  auto f = t.Features(x);
+  t.set_flip_average(true);
+  EXPECT_TRUE(torch::allclose(t.Features(x), f));
+
+  std::string path = TmpPath("flip.pt");
+  ASSERT_TRUE(t.Save(path).ok());
+  auto l = BuiltinTagger::Load(path);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_TRUE((*l)->flip_average());
+  EXPECT_TRUE(torch::allclose((*l)->Logits(x), t.Logits(x), 1e-5, 1e-5));
   std::filesystem::remove(path);
 }
 

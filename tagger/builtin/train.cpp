@@ -58,6 +58,7 @@ TrainCoreOptions CoreOptions(const TagTrainOptions& o) {
   co.augment = o.augment;
   co.label_smoothing = o.label_smoothing;
   co.multi_instance = o.multi_instance;
+  co.flip_average = o.flip_average;
   co.input_size = o.input_size;
   co.batch = o.batch;
   co.lr = o.lr;
@@ -223,6 +224,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   net.pool = o.pool;
   net.blocks = o.blocks;
   out.model = std::make_shared<BuiltinTagger>(schema, net, o.input_size);
+  out.model->set_flip_average(o.flip_average);
   BuiltinTagger& model = *out.model;
 
   if (o.multi_instance != "none" && o.multi_instance != "noisy-or" && o.multi_instance != "max")

@@ -69,6 +69,9 @@ struct TrainCoreOptions {
   // through the post's probability "noisy-or" (1 - prod(1 - p_i)) or "max" (max_i p_i).
   // Other than none, a batch holds whole posts (MultiInstanceLoss).
   std::string multi_instance = "none";
+  // The model scores a crop and its mirror image and averages (BuiltinTagger::
+  // flip_average), in validation and calibration as after.
+  bool flip_average = false;
   // bf16 autocast for the training passes where the CPU has native bf16 (ignored
   // elsewhere); scoring and calibration stay fp32.
   bool bf16 = false;
