@@ -16,6 +16,10 @@
 //                each matched to its true face in the demo booru's --dump-truth file
 //                (demo::DetectionMatches); detections of no true face are counted, not
 //                scored.
+//   --model FILE --mlds DIR
+//                no training: scores a model file (saved by an --mlds run's --save-model)
+//                on the files that run held out (the same --seed and --test-fraction).
+// --score-flip-average on|off scores a --model with the mirror average set so.
 // Prints the report as text and, with --json FILE, writes it as JSON.
 #include <algorithm>
 #include <cstdio>
@@ -200,6 +204,21 @@ nlohmann::json ScoreAndPrint(BuiltinTagger& model, const std::vector<Face>& face
   return j;
 }
 
+// Moves a seeded test_fraction of the posts (of the files, for a face folder) from
+// *faces to *test. The same seed and fraction give the same split, so a model saved by a
+// training run can be scored again on its held-out faces.
+void SplitByPost(uint64_t seed, double test_fraction, std::vector<Face>* faces, std::vector<Face>* test) {
+  std::set<int64_t> posts;
+  for (const auto& f : *faces) posts.insert(f.post);
+  std::vector<int64_t> order(posts.begin(), posts.end());
+  std::mt19937_64 rng(seed ^ 0x5EED);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::set<int64_t> held(order.begin(), order.begin() + static_cast<long>(test_fraction * order.size()));
+  std::vector<Face> keep;
+  for (auto& f : *faces) (held.count(f.post) ? *test : keep).push_back(std::move(f));
+  *faces = std::move(keep);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,7 +234,9 @@ int main(int argc, char** argv) {
   app.add_option("--test-seed", test_seed, "Score on posts of this other demo seed (an unseen crawl)");
   app.add_option("--test-posts", test_posts, "Posts of --test-seed to score")->capture_default_str();
   app.add_option("--mlds", mlds, "Labelled face folder (labels.csv)");
-  app.add_option("--model", model_in, "Score this model file (no training); with --workspace and --truth");
+  app.add_option("--model", model_in,
+                 "Score this model file (no training): with --workspace and --truth, or with --mlds (its "
+                 "held-out files by --seed and --test-fraction)");
   app.add_option("--workspace", workspace, "Workspace whose face crops --model scores");
   app.add_option("--truth", truth, "The demo booru's --dump-truth file for --workspace");
   app.add_option("--epochs", d.epochs, "The most training epochs")->capture_default_str();
@@ -250,17 +271,20 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_out, "Write the report as JSON here");
   app.add_option("--save-model", model_out, "Keep the trained model here");
   CLI11_PARSE(app, argc, argv);
-  int modes = (demo_posts > 0) + !mlds.empty() + !model_in.empty();
-  if (modes != 1 || (!model_in.empty() && (workspace.empty() || truth.empty()))) {
+  // --model with --mlds scores the file on the held-out files of that --seed and
+  // --test-fraction (a model a training run saved with --save-model).
+  const bool model_on_workspace = !model_in.empty() && mlds.empty();
+  int modes = (demo_posts > 0) + !mlds.empty() + model_on_workspace;
+  if (modes != 1 || (model_on_workspace && (workspace.empty() || truth.empty()))) {
     std::fprintf(stderr, "moeforge-tag-eval: give exactly one of --demo N, --mlds DIR or --model FILE "
-                         "(with --workspace WS --truth FILE)\n");
+                         "(with --workspace WS --truth FILE, or with --mlds DIR)\n");
     return 2;
   }
   SetTorchThreads(threads);
   Progress clock("tag-eval", 0, 1e9);
   const TagSchema& schema = TagSchema::Default();
 
-  if (!model_in.empty()) {
+  if (model_on_workspace) {
     auto model = BuiltinTagger::Load(model_in);
     int unmatched = 0;
     auto faces = model.ok() ? WorkspaceFaces(workspace, truth, &unmatched) : Result<std::vector<Face>>(model.status());
@@ -289,20 +313,23 @@ int main(int argc, char** argv) {
       return 2;
     }
     faces = std::move(*r);
+    if (!model_in.empty()) {
+      auto model = BuiltinTagger::Load(model_in);
+      if (!model.ok()) {
+        std::fprintf(stderr, "moeforge-tag-eval: %s\n", model.status().ToString().c_str());
+        return 2;
+      }
+      if (!flip_override.empty()) (*model)->set_flip_average(flip_override == "on");
+      SplitByPost(seed, test_fraction, &faces, &test_faces);
+      auto j = ScoreAndPrint(**model, test_faces, false, "held-out test");
+      j["model"] = model_in, j["model_sha256"] = (*model)->sha256(), j["seed"] = seed;
+      j["flip_average"] = (*model)->flip_average();
+      if (!json_out.empty()) std::ofstream(json_out) << j.dump(1) << "\n";
+      return 0;
+    }
   }
   double t_data = clock.elapsed_s();
-  std::set<int64_t> posts;
-  for (const auto& f : faces) posts.insert(f.post);
-  if (test_seed < 0) {
-    // Split by post (by file for a face folder), seeded.
-    std::vector<int64_t> order(posts.begin(), posts.end());
-    std::mt19937_64 rng(seed ^ 0x5EED);
-    std::shuffle(order.begin(), order.end(), rng);
-    std::set<int64_t> test(order.begin(), order.begin() + static_cast<long>(test_fraction * order.size()));
-    std::vector<Face> keep;
-    for (auto& f : faces) (test.count(f.post) ? test_faces : keep).push_back(std::move(f));
-    faces = std::move(keep);
-  }
+  if (test_seed < 0) SplitByPost(seed, test_fraction, &faces, &test_faces);
   std::vector<LabeledCrop> train;
   int n_multi = 0;
   for (const auto& f : faces) {
