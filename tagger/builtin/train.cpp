@@ -276,7 +276,12 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
   torch::optim::AdamW opt(net_mod->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   const bool bf16 = o.bf16 && torch_common::CpuHasBf16();
   out.bf16 = bf16;
-  const bool mil = o.multi_instance != "none";
+  // Without a bag (no face of a multi-character post) there is nothing for the
+  // multiple-instance loss to say, and the batches are drawn as without it: the same
+  // model as "none", not one of another shuffle (which on a face folder of 5,141 faces
+  // alone moved the held-out hair and eye accuracy by 1-1.6 points at 8 epochs).
+  const bool mil = o.multi_instance != "none" &&
+                   std::any_of(tr_bag.begin(), tr_bag.end(), [](int64_t b) { return b >= 0; });
   auto bag_all = torch::tensor(tr_bag, torch::kLong);
   // The batches of each epoch, as row indices. Without the multiple-instance loss, a
   // fresh permutation cut into runs of `batch` (drawn as each epoch starts). With it,
