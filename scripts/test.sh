@@ -9,8 +9,8 @@
 # and its reason, so "100% tests passed" never hides one.
 #
 # --sanitize builds into build-asan/ with ASan + UBSan (any report aborts the test) and
-# runs every suite that does not link LibTorch (core, db, crawler, detector, demo_booru,
-# exporter, the fuzz corpus replays); then into build-tsan/ with TSan and runs the
+# runs every suite that does not link LibTorch (core, db, codecs, crawler, detector,
+# demo_booru, exporter, the fuzz corpus replays); then into build-tsan/ with TSan and runs the
 # crawler's and detector's tests with scripts/tsan.supp (not LbpCascadeTest.*: the LBP
 # evaluator on one thread, nothing for TSan to see, and one of them ran past 10 minutes
 # instrumented; the ASan run has them). The LibTorch stages (tagger, trainer, studio)
@@ -58,10 +58,15 @@ fi
 # Sanitizer builds. The regular build provides the `moeforge` binary the e2e tests spawn.
 cmake --build "$BUILD_DIR" -j "$JOBS" --target moeforge
 bin=$(realpath "$BUILD_DIR/cli/moeforge")
-suites=(moeforge_core_tests moeforge_db_tests moeforge_crawler_tests moeforge_detector_tests
-        moeforge_demo_booru_tests moeforge_exporter_tests
+# Every suite without LibTorch, built instrumented. The suites with it are registered in
+# build-asan/ too, as NAME_NOT_BUILT: they are left out by name (with the studio's load
+# test, a bench binary of the LibTorch side), so a new suite missing from this list fails
+# as NOT RUN instead of vanishing from the run.
+suites=(moeforge_core_tests moeforge_db_tests moeforge_codecs_tests moeforge_crawler_tests
+        moeforge_detector_tests moeforge_demo_booru_tests moeforge_exporter_tests
         moeforge-fuzz-booru_page moeforge-fuzz-xml_reader moeforge-fuzz-html_links moeforge-fuzz-robots
         moeforge-fuzz-image_probe moeforge-fuzz-config moeforge-fuzz-filter moeforge-fuzz-demo_request)
+torch_suites='moeforge_(tagger|trainer|studio|e2e)_tests_NOT_BUILT|StudioBench\..*'
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Suppressions for frames of uninstrumented libraries only; scripts/tsan.supp says why each.
@@ -71,9 +76,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEFORGE_S
   -DMOEFORGE_BUILD_BENCH=OFF -DMOEFORGE_TEST_BIN="$bin" "${launcher[@]}" >/dev/null
 cmake --build build-asan -j "$JOBS" --target "${suites[@]}"
 echo "== ASan + UBSan: suites without LibTorch" >&2
-# A suite not built here is registered as NAME_NOT_BUILT: leave those out, and the studio's
-# load test (it runs a bench binary of the LibTorch side).
-run_ctest build-asan -E '(_NOT_BUILT$|^StudioBench)' "${CTEST_ARGS[@]}" || rc=1
+run_ctest build-asan -E "^($torch_suites)\$" "${CTEST_ARGS[@]}" || rc=1
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEFORGE_SANITIZE=thread \
   -DMOEFORGE_BUILD_BENCH=OFF -DMOEFORGE_TEST_BIN="$bin" "${launcher[@]}" >/dev/null
 cmake --build build-tsan -j "$JOBS" --target moeforge_crawler_tests moeforge_detector_tests
