@@ -24,6 +24,19 @@ std::string TmpPath(const std::string& name) {
   return std::string(MOEFORGE_BINARY_DIR) + "/tagger_builtin_" + std::to_string(::getpid()) + "_" + name;
 }
 
+// A tiny network on 16 px crops, quiet: what the training tests share. Each sets the rest.
+TrainCoreOptions TinyTraining(int epochs, int width, int batch, double val_fraction) {
+  TrainCoreOptions o;
+  o.epochs = epochs;
+  o.input_size = 16;
+  o.width = width;
+  o.blocks = 2;
+  o.batch = batch;
+  o.val_fraction = val_fraction;
+  o.quiet = true;
+  return o;
+}
+
 TEST(BuiltinTaggerTest, ModelFileRoundTrips) {
   TaggerNetOptions o;
   o.width = 8;
@@ -146,15 +159,8 @@ tags = ["stripe"]
   // fp32, then bf16 autocast (which only takes effect where the CPU has native bf16).
   for (bool bf16 : {false, true}) {
     SCOPED_TRACE(bf16 ? "bf16" : "fp32");
-    TrainCoreOptions o;
-    o.epochs = 6;
-    o.input_size = 16;
-    o.width = 8;
-    o.blocks = 2;
-    o.batch = 32;
-    o.val_fraction = 0.25;
+    TrainCoreOptions o = TinyTraining(6, 8, 32, 0.25);
     o.bf16 = bf16;
-    o.quiet = true;
     auto r = TrainOnCrops(*schema, crops, o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->bf16, bf16 && torch_common::CpuHasBf16());
@@ -243,17 +249,10 @@ tags = ["dot", "stripe"]
     lc.split_key = "k" + std::to_string(i);
     crops.push_back(std::move(lc));
   }
-  TrainCoreOptions o;
-  o.epochs = 40;
+  TrainCoreOptions o = TinyTraining(40, 4, 16, 0.3);
   o.patience = 4;
-  o.input_size = 16;
-  o.width = 4;
-  o.blocks = 2;
-  o.batch = 16;
   o.lr = 1e-2;
-  o.val_fraction = 0.3;
   o.augment = false;
-  o.quiet = true;
   auto r = TrainOnCrops(*schema, crops, o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(static_cast<int>(r->val_curve.size()), r->epochs_run);
@@ -383,16 +382,9 @@ tags = ["dot", "stripe"]
     }
     return std::make_pair(t.f1(), right / pairs);
   };
-  TrainCoreOptions o;
-  o.epochs = 15;
-  o.input_size = 16;
-  o.width = 8;
-  o.blocks = 2;
-  o.batch = 16;
+  TrainCoreOptions o = TinyTraining(15, 8, 16, 0.1);
   o.lr = 5e-3;
-  o.val_fraction = 0.1;
   o.augment = false;
-  o.quiet = true;
   std::map<std::string, std::pair<double, double>> got;  // F1, AUC
   for (const char* kind : {"none", "noisy-or", "max"}) {
     o.multi_instance = kind;
