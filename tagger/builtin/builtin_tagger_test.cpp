@@ -24,6 +24,15 @@ std::string TmpPath(const std::string& name) {
   return std::string(MOEFORGE_BINARY_DIR) + "/tagger_builtin_" + std::to_string(::getpid()) + "_" + name;
 }
 
+// Two marks a 16 px crop may show, a dot and a stripe, not exclusive.
+Result<TagSchema> MarksSchema() {
+  return TagSchema::FromToml(R"(name = "marks"
+[[group]]
+name = "marks"
+tags = ["dot", "stripe"]
+)");
+}
+
 // A tiny network on 16 px crops, quiet: what the training tests share. Each sets the rest.
 TrainCoreOptions TinyTraining(int epochs, int width, int batch, double val_fraction) {
   TrainCoreOptions o;
@@ -223,11 +232,7 @@ TEST(BuiltinTaggerTest, MultiCharacterPostsLabelWhatTheyLack) {
 // Early stopping: the weights kept are those of the best validation epoch, not the
 // last one, and training stops `patience` epochs after it.
 TEST(BuiltinTaggerTest, EarlyStoppingKeepsTheBestEpoch) {
-  auto schema = TagSchema::FromToml(R"(name = "marks"
-[[group]]
-name = "marks"
-tags = ["dot", "stripe"]
-)");
+  auto schema = MarksSchema();
   ASSERT_TRUE(schema.ok()) << schema.status().ToString();
   // A seed whose validation curve ends below its best (with some others it is flat).
   std::mt19937_64 rng(3);
@@ -325,11 +330,7 @@ TEST(BuiltinTaggerTest, MultiInstanceLossOnATinyCase) {
 // characters that name it: with the multiple-instance loss the tagger ranks it right on
 // faces it has not seen; without, it cannot (so the first result is not an accident).
 TEST(BuiltinTaggerTest, MultiInstanceLabelsTeachWhatOnlyMultiCharacterPostsShow) {
-  auto schema = TagSchema::FromToml(R"(name = "marks"
-[[group]]
-name = "marks"
-tags = ["dot", "stripe"]
-)");
+  auto schema = MarksSchema();
   ASSERT_TRUE(schema.ok()) << schema.status().ToString();
   std::mt19937_64 rng(7);
   auto draw = [&](bool dot, bool stripe) {
