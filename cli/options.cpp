@@ -246,7 +246,9 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("ema_kimg", &o->ema_kimg,
         "Half-life of the generator's moving average, in thousands of images (0: no average; sample, eval and "
         "serve use the average)");
-  t.Add("ema_rampup", &o->ema_rampup, "Cap the half-life early on at this share of the images seen so far (0: no cap; StyleGAN2-ADA's small-data 0.05 made short runs swing, docs/runs)");
+  t.Add("ema_rampup", &o->ema_rampup,
+        "Cap the half-life early on at this share of the images seen so far (0: no cap; StyleGAN2-ADA's "
+        "small-data 0.05 made short runs swing, docs/runs)");
   t.Add("icnr", &o->icnr, "ICNR initialisation of the sub-pixel convolutions, against the checkerboard (default on)")
       .Flags("--icnr,!--no-icnr");
   t.Add("augment", &o->augment, "Differentiable augmentation of what D sees: any of color,translation,cutout, or none");
