@@ -25,6 +25,8 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
+// Lowercase hex of `n` bytes (a digest's usual spelling).
+std::string HexLower(const unsigned char* bytes, size_t n);
 Result<std::string> Sha256File(const std::string& path);
 
 }  // namespace moeforge

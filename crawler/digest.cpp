@@ -1,5 +1,6 @@
 // MD5 (RFC 1321) and SHA-256 (FIPS 180-4) of one buffer in one pass; see digest.h.
 #include "crawler/digest.h"
+#include "core/hash.h"
 
 #include <openssl/evp.h>
 
@@ -17,21 +18,11 @@ namespace moeforge::crawler {
 
 namespace {
 
-std::string Hex(const unsigned char* b, size_t n) {
-  static const char* hex = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = hex[b[i] >> 4];
-    s[2 * i + 1] = hex[b[i] & 15];
-  }
-  return s;
-}
-
 std::string OpenSslHex(std::string_view data, const EVP_MD* md) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(data.data(), data.size(), out, &n, md, nullptr);
-  return Hex(out, n);
+  return HexLower(out, n);
 }
 
 }  // namespace
@@ -292,7 +283,7 @@ Md5Sha256 Md5AndSha256Fused(std::string_view data) {
   std::memcpy(md5, st, sizeof md5);
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 4; ++j) sha[4 * i + j] = static_cast<unsigned char>(h[i] >> (24 - 8 * j));
-  return {Hex(md5, sizeof md5), Hex(sha, sizeof sha)};
+  return {HexLower(md5, sizeof md5), HexLower(sha, sizeof sha)};
 }
 
 #else  // not x86

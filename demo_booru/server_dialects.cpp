@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "demo_booru/server_internal.h"
+#include "core/hash.h"
 #include "core/http.h"
 #include "core/strings.h"
 
@@ -150,13 +151,7 @@ std::string Md5Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(data.data(), data.size(), digest, &n, EVP_md5(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return HexLower(digest, n);
 }
 
 namespace {
