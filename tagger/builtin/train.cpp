@@ -336,7 +336,7 @@ Result<TrainOutcome> TrainOnCrops(const TagSchema& schema, const std::vector<Lab
       auto y = y_all.index_select(0, idx);
       auto known = known_all.index_select(0, idx);
       // Warm-up for one epoch, then cosine decay.
-      double warm = std::min(1.0, (step + 1.0) / std::max<int64_t>(1, mil ? n_batches : steps_per_epoch));
+      double warm = std::min(1.0, (step + 1.0) / std::max<int64_t>(1, n_batches));
       double lr = o.lr * warm * 0.5 * (1 + std::cos(M_PI * step / std::max<int64_t>(1, total_steps)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
       torch::Tensor logits;
