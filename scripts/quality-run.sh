@@ -10,7 +10,11 @@
 #                                               real faces (20% held out by file) -> train
 # Every stage is incremental: run it again to resume, or with more MINUTES to train on.
 # MOEFORGE (default build/cli/moeforge) and MOEFORGE_MODEL_PATH as for the tests; THREADS
-# (default 0: all cores) for the training, e.g. 1 beside other work.
+# (default 0: all cores) for the training, e.g. 1 beside other work. CPU_MINUTES > 0 stops
+# the training after that much CPU time instead of MINUTES of wall time (equal compute on a
+# shared machine: MINUTES of 2 idle cores is CPU_MINUTES = 2 x MINUTES with THREADS=2).
+# RUN names the training run (default demo64colour / mlds64); EVAL_N (default 2048, as the
+# ablation) the images eval scores.
 set -euo pipefail
 kind=${1:?usage: quality-run.sh demo|mlds OUT [MINUTES]}
 out=${2:?usage: quality-run.sh demo|mlds OUT [MINUTES]}
@@ -23,7 +27,9 @@ mkdir -p "$out"
 # blocks, D 32 channels x 1 block per stage, batch 32, bf16 where the CPU has it, and
 # l_adv = 1: the T tag terms outweigh the one real/fake term, so D learns the tags within
 # ~300 steps (with the report's l_adv = T its tag loss had not left the label prior at 200).
-train_args=(--resolution 64 --steps 1000000 --minutes "$minutes" --batch 32 --g-blocks 8 --d-blocks 1
+budget=(--minutes "$minutes")
+[ "${CPU_MINUTES:-0}" != 0 ] && budget=(--cpu-minutes "$CPU_MINUTES")
+train_args=(--resolution 64 --steps 1000000 "${budget[@]}" --batch 32 --g-blocks 8 --d-blocks 1
             --l-adv 1 --sample-every 500 --checkpoint-every 500 --threads "${THREADS:-0}")
 resume=()
 case $kind in
@@ -32,7 +38,7 @@ case $kind in
     # The clean set: faces of monochrome posts carry colour tags they do not show.
     "$mf" view create -w "$ws" colour --where "mono_score < 0.5"
     train_args+=(--view colour)
-    run=demo64colour
+    run=${RUN:-demo64colour}
     ;;
   mlds)
     src=${MLDS:-$here/../shared/assets/faces/mlds_extra_96}
@@ -42,7 +48,7 @@ case $kind in
     [ -f "$ws/models/builtin-tagger.pt" ] || "$mf" tag train -w "$ws" --epochs 30 --input-size 64 --width 32 \
       --val-fraction 0.2 --seed 1 --json | tee "$out/tag-train.json"
     "$mf" tag -w "$ws" --tagger "builtin:$ws/models/builtin-tagger.pt"
-    run=mlds64
+    run=${RUN:-mlds64}
     ;;
   *) echo "quality-run.sh: unknown kind '$kind' (demo or mlds)" >&2; exit 2 ;;
 esac
@@ -50,7 +56,7 @@ esac
 [ "$minutes" = 0 ] && { echo "quality-run: $kind workspace ready in $ws"; exit 0; }
 [ -f "$ws/runs/$run/checkpoint.pt" ] && resume=(--resume)
 "$mf" train -w "$ws" --run "$run" "${train_args[@]}" "${resume[@]}" --json | tee "$out/train.json"
-"$mf" eval -w "$ws" --run "$run" --json | tee "$out/eval.json"
+"$mf" eval -w "$ws" --run "$run" --n "${EVAL_N:-2048}" --json | tee "$out/eval.json"
 "$mf" sample -w "$ws" --run "$run" --by hair_color --n 8 --seed 1 -o "$out/by-hair.png"
 "$mf" sample -w "$ws" --run "$run" --by eye_color --n 8 --seed 1 -o "$out/by-eyes.png"
 echo "quality-run: $kind done; grids in $out (by-hair.png, by-eyes.png), eval in $out/eval.json"
