@@ -261,6 +261,43 @@ Models BuildModels(const GanConfig& gan, const TrainOptions& o, const ImageCache
 }
 
 // The run's `runs` row (kept on resume); returns its id.
+// Rank 0 makes (or checks) the run; the others wait for its word, then read it (and
+// take its stored settings into `o`).
+Result<RunData> ShareRunData(const Workspace& ws, db::Database& database, TrainOptions& o, int threads,
+                             ProcessGroupComm* comm, bool lead) {
+  if (lead) {
+    auto prepared = PrepareRunData(ws, database, o, threads);
+    if (comm) comm->Publish("run_ready", prepared.ok() ? std::string("ok") : prepared.status().message());
+    return prepared;
+  }
+  // Packing a large view may take rank 0 a while; if it dies, the store's socket closes.
+  MF_ASSIGN_OR_RETURN(std::string word, comm->Await("run_ready", std::chrono::hours(2)));
+  if (word != "ok") return Status::InvalidArgument("rank 0 could not prepare the run: " + word);
+  TrainOptions stored = o;
+  stored.resume = true;  // the run rank 0 has just made or checked
+  MF_ASSIGN_OR_RETURN(RunData data, PrepareRunData(ws, database, stored, threads));
+  stored.resume = o.resume;
+  o = stored;
+  return data;
+}
+
+// The models, optimisers, step, data order and both random streams as the checkpoint left them.
+Status Restore(const std::string& ckpt, Models& m, torch::Device device, const ImageCache& cache, TrainState& st,
+               std::mt19937_64& data_rng) {
+  Generator* g_ema = m.g_ema ? &m.g_ema : nullptr;
+  MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, m.g, g_ema, m.d, m.opt_g.get(), m.opt_d.get(), &st, device));
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  gen.set_state(st.torch_rng);
+  std::istringstream(st.data_rng) >> data_rng;
+  if (st.order.size() != static_cast<size_t>(cache.size()))
+    return Status::Corrupt(ckpt + ": its data order does not match the cache");
+  return Status::Ok();
+}
+
+std::string SamplePath(const std::string& dir, int64_t step) {
+  return fmt::format("{}/samples/step_{:06d}.png", dir, step);
+}
+
 Result<int64_t> UpsertRunRow(db::Database& database, const TrainOptions& o, const RunConfig& config, int64_t step) {
   const std::string now = db::NowIso();
   MF_ASSIGN_OR_RETURN(db::Stmt * ins, database.Cached(
@@ -438,23 +475,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
                    comm->backend().c_str(), env.world, o.batch);
   }
 
-  // Rank 0 makes (or checks) the run; the others wait for its word, then read it.
-  RunData data;
-  if (lead) {
-    auto prepared = PrepareRunData(ws, database, o, threads);
-    if (comm) comm->Publish("run_ready", prepared.ok() ? std::string("ok") : prepared.status().message());
-    MF_RETURN_IF_ERROR(prepared.status());
-    data = std::move(*prepared);
-  } else {
-    // Packing a large view may take rank 0 a while; if it dies, the store's socket closes.
-    MF_ASSIGN_OR_RETURN(std::string word, comm->Await("run_ready", std::chrono::hours(2)));
-    if (word != "ok") return Status::InvalidArgument("rank 0 could not prepare the run: " + word);
-    TrainOptions stored = o;
-    stored.resume = true;  // the run rank 0 has just made or checked
-    MF_ASSIGN_OR_RETURN(data, PrepareRunData(ws, database, stored, threads));
-    stored.resume = o.resume;
-    o = stored;
-  }
+  MF_ASSIGN_OR_RETURN(RunData data, ShareRunData(ws, database, o, threads, comm.get(), lead));
   const RunConfig& config = data.config;
   MF_ASSIGN_OR_RETURN(ImageCache cache, ImageCache::Open(data.cache_path));
   if (cache.num_tags() != config.gan.tags || cache.resolution() != config.gan.resolution)
@@ -478,14 +499,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
   if (comm) m.g->SetBatchNormSync(comm.get());
 
   TrainState st;
-  if (resuming) {
-    MF_RETURN_IF_ERROR(LoadCheckpoint(ckpt, m.g, g_ema, m.d, m.opt_g.get(), m.opt_d.get(), &st, device));
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(st.torch_rng);
-    std::istringstream(st.data_rng) >> data_rng;
-    if (st.order.size() != static_cast<size_t>(cache.size()))
-      return Status::Corrupt(ckpt + ": its data order does not match the cache");
-  }
+  if (resuming) MF_RETURN_IF_ERROR(Restore(ckpt, m, device, cache, st, data_rng));
   if (comm) MF_RETURN_IF_ERROR(TakeRankZerosModels(*comm, env, o.run, st.step, m));
   const int64_t start_step = st.step;
 
@@ -498,7 +512,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
 
   SampleGrid grid(config, o.seed, device);
   auto write_sample = [&](int64_t step) {
-    return grid.Write(g_sample, fmt::format("{}/samples/step_{:06d}.png", dir, step));
+    return grid.Write(g_sample, SamplePath(dir, step));
   };
   auto write_snapshot = [&](int64_t step) -> Status {
     if (o.keep_snapshots == 0) return Status::Ok();
@@ -619,7 +633,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
              {"g_loss", last.g_total},
              {"gp", last_gp},
              {"checkpoint", ckpt},
-             {"sample", fmt::format("{}/samples/step_{:06d}.png", dir, st.step)}};
+             {"sample", SamplePath(dir, st.step)}};
   Status fin = db::FinishStageRun(database, stage_id, s);
   MF_RETURN_IF_ERROR(status);
   MF_RETURN_IF_ERROR(fin);
