@@ -260,7 +260,6 @@ Models BuildModels(const GanConfig& gan, const TrainOptions& o, const ImageCache
   return m;
 }
 
-// The run's `runs` row (kept on resume); returns its id.
 // Rank 0 makes (or checks) the run; the others wait for its word, then read it (and
 // take its stored settings into `o`).
 Result<RunData> ShareRunData(const Workspace& ws, db::Database& database, TrainOptions& o, int threads,
@@ -298,6 +297,7 @@ std::string SamplePath(const std::string& dir, int64_t step) {
   return fmt::format("{}/samples/step_{:06d}.png", dir, step);
 }
 
+// The run's `runs` row (kept on resume); returns its id.
 Result<int64_t> UpsertRunRow(db::Database& database, const TrainOptions& o, const RunConfig& config, int64_t step) {
   const std::string now = db::NowIso();
   MF_ASSIGN_OR_RETURN(db::Stmt * ins, database.Cached(
