@@ -155,6 +155,12 @@ Status LoadCheckpoint(const std::string& path, Generator& g, Generator* g_ema, D
   return Status::Ok();
 }
 
+std::string SamplePath(const Workspace& ws, const std::string& run, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "/samples/step_%06lld.png", static_cast<long long>(step));
+  return RunDir(ws, run) + name;
+}
+
 std::string SnapshotPath(const Workspace& ws, const std::string& run, int64_t step) {
   char name[64];
   std::snprintf(name, sizeof name, "/snapshots/g_%08lld.pt", static_cast<long long>(step));

@@ -30,6 +30,9 @@ struct RunConfig {
 
 std::string RunDir(const Workspace& ws, const std::string& run);
 std::string CheckpointPath(const Workspace& ws, const std::string& run);
+// The training grid at `step`: WS/runs/<run>/samples/step_<6-digit step>.png (the studio's
+// catalog, which stays free of torch, spells the same name).
+std::string SamplePath(const Workspace& ws, const std::string& run, int64_t step);
 Status SaveRunConfig(const Workspace& ws, const std::string& run, const RunConfig& c);
 Result<RunConfig> LoadRunConfig(const Workspace& ws, const std::string& run);
 

@@ -293,10 +293,6 @@ Status Restore(const std::string& ckpt, Models& m, torch::Device device, const I
   return Status::Ok();
 }
 
-std::string SamplePath(const std::string& dir, int64_t step) {
-  return fmt::format("{}/samples/step_{:06d}.png", dir, step);
-}
-
 // The run's `runs` row (kept on resume); returns its id.
 Result<int64_t> UpsertRunRow(db::Database& database, const TrainOptions& o, const RunConfig& config, int64_t step) {
   const std::string now = db::NowIso();
@@ -459,7 +455,6 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
 
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(threads);
-  const std::string dir = RunDir(ws, o.run);
 
   // CUDA when this LibTorch build has it and a GPU is visible (one per local rank); determinism
   // (and the resume-to-the-bit guarantee) is for CPU runs.
@@ -512,7 +507,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
 
   SampleGrid grid(config, o.seed, device);
   auto write_sample = [&](int64_t step) {
-    return grid.Write(g_sample, SamplePath(dir, step));
+    return grid.Write(g_sample, SamplePath(ws, o.run, step));
   };
   auto write_snapshot = [&](int64_t step) -> Status {
     if (o.keep_snapshots == 0) return Status::Ok();
@@ -633,7 +628,7 @@ Result<db::StageSummary> Train(const Workspace& ws, const TrainOptions& opts) {
              {"g_loss", last.g_total},
              {"gp", last_gp},
              {"checkpoint", ckpt},
-             {"sample", SamplePath(dir, st.step)}};
+             {"sample", SamplePath(ws, o.run, st.step)}};
   Status fin = db::FinishStageRun(database, stage_id, s);
   MF_RETURN_IF_ERROR(status);
   MF_RETURN_IF_ERROR(fin);
