@@ -6,6 +6,10 @@
 
 namespace moeforge::cli {
 
+CLI::Transformer BestSnapshotWord() {
+  return CLI::Transformer(std::map<std::string, std::string>{{"best", std::to_string(trainer::kBestSnapshot)}});
+}
+
 namespace {
 std::string FlagName(const std::string& name) {
   std::string f = "--" + name;
@@ -65,6 +69,11 @@ OptionTable& OptionTable::Flags(const std::string& spec) {
 
 OptionTable& OptionTable::Check(const CLI::Validator& v) {
   entries_.back().refine.push_back([v](CLI::Option* o) { o->check(v); });
+  return *this;
+}
+
+OptionTable& OptionTable::Transform(const CLI::Validator& v) {
+  entries_.back().refine.push_back([v](CLI::Option* o) { o->transform(v); });
   return *this;
 }
 
@@ -280,7 +289,10 @@ OptionTable SampleOptionTable(trainer::SampleOptions* o) {
         "down each column");
   t.Add("scale", &o->scale, "Enlarge every image this many times (bicubic), for viewing");
   t.Add("truncation", &o->truncation, "Truncation psi: noise scaled towards its mean (1: off; 0: one face per set of tags)");
-  t.Add("snapshot", &o->snapshot, "Sample the snapshot of this step (-1: the checkpoint)");
+  t.Add("snapshot", &o->snapshot,
+        "Sample the snapshot of this step (-1: the checkpoint; on the command line, best: the lowest FD "
+        "`eval --all-snapshots` recorded)")
+      .Transform(BestSnapshotWord());
   t.Add("raw", &o->raw, "The raw generator instead of its moving average");
   t.Add("threads", &o->threads, "CPU threads (0: all cores)");
   t.Add("out", &o->out, "Output PNG (run: relative to the workspace)").Flags("-o,--out").Required();
@@ -292,7 +304,10 @@ OptionTable ServeOptionTable(studio::StudioOptions* o) {
   t.Add("host", &o->host, "Address to listen on");
   t.Add("port", &o->port, "Port (0: any free port; the first stdout line says which)").Check(CLI::Range(0, 65535));
   t.Add("run", &o->run, "Run the Generate page shows first (default: the newest run)");
-  t.Add("snapshot", &o->snapshot, "Generate with the snapshot of this step (-1: the checkpoint)");
+  t.Add("snapshot", &o->snapshot,
+        "Generate with the snapshot of this step (-1: the checkpoint; best: the lowest FD `eval "
+        "--all-snapshots` recorded)")
+      .Transform(BestSnapshotWord());
   t.Add("threads", &o->sample_threads, "CPU threads for one generation (0: all cores)").Check(CLI::Range(0, 1024));
   t.Add("http_threads", &o->http_threads, "HTTP worker threads").Check(CLI::Range(1, 256));
   t.Add("db_connections", &o->db_connections, "Read-only database connections shared by the workers")

@@ -32,6 +32,7 @@ class OptionTable {
   // Refinements of the option added last.
   OptionTable& Flags(const std::string& spec);  // CLI11 names instead of --name, e.g. "-o,--out"
   OptionTable& Check(const CLI::Validator& v);
+  OptionTable& Transform(const CLI::Validator& v);  // rewrites the command line's value (not TOML's)
   OptionTable& Required();                      // on the command line (run checks its own)
 
   void AddFlags(CLI::App* app) const;
@@ -49,6 +50,9 @@ class OptionTable {
   std::string table_;
   std::vector<Entry> entries_;
 };
+
+// --snapshot's word "best" (trainer::kBestSnapshot), for the commands that take a step.
+CLI::Transformer BestSnapshotWord();
 
 // The stage tables; each binds into the options struct it is given.
 OptionTable CrawlOptionTable(crawler::CrawlOptions* o);

@@ -29,6 +29,16 @@ Command AddServeCommand(CLI::App& root) {
             BlockStopSignals();  // before any thread starts, so every thread inherits it
 
             auto t0 = std::chrono::steady_clock::now();
+            if (o->serve.snapshot == trainer::kBestSnapshot) {
+              // The best scored generator as it stands now: a step for the whole session.
+              if (o->serve.run.empty())
+                return Fail("serve", Status::InvalidArgument("--snapshot best needs --run"));
+              auto best = trainer::ResolveBestSnapshot(Workspace(o->ws), o->serve.run);
+              if (!best.ok()) return Fail("serve", best.status());
+              o->serve.snapshot = *best;
+              std::fprintf(stderr, "serve: --snapshot best is %s\n",
+                           *best >= 0 ? ("snapshot " + std::to_string(*best)).c_str() : "the checkpoint");
+            }
             studio::Studio srv(Workspace(o->ws), o->serve);
             Status s = srv.Start();
             if (!s.ok()) return Fail("serve", s);

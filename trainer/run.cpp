@@ -10,6 +10,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "trainer/snapshot_metrics.h"
+
 namespace moeforge::trainer {
 
 nlohmann::json RunConfig::ToJson() const {
@@ -211,13 +213,17 @@ Result<Generator> LoadGenerator(const Workspace& ws, const std::string& run, Run
                                 const GeneratorChoice& choice) {
   MF_ASSIGN_OR_RETURN(RunConfig c, LoadRunConfig(ws, run));
   Generator g(c.gan);
-  if (choice.snapshot >= 0) {
-    if (choice.raw) return Status::InvalidArgument("--raw: snapshots keep only the sampling generator");
-    const std::string path = SnapshotPath(ws, run, choice.snapshot);
+  GeneratorChoice chosen = choice;
+  if (chosen.snapshot == kBestSnapshot) {
+    MF_ASSIGN_OR_RETURN(chosen.snapshot, ResolveBestSnapshot(ws, run));
+  }
+  if (chosen.snapshot >= 0) {
+    if (chosen.raw) return Status::InvalidArgument("--raw: snapshots keep only the sampling generator");
+    const std::string path = SnapshotPath(ws, run, chosen.snapshot);
     if (!std::filesystem::exists(path)) {
       std::string have;
       for (int64_t s : ListSnapshots(ws, run)) have += (have.empty() ? "" : " ") + std::to_string(s);
-      return Status::NotFound("run '" + run + "' has no snapshot of step " + std::to_string(choice.snapshot) +
+      return Status::NotFound("run '" + run + "' has no snapshot of step " + std::to_string(chosen.snapshot) +
                               " (it has: " + (have.empty() ? "none" : have) + ")");
     }
     try {

@@ -68,7 +68,8 @@ std::vector<int64_t> ListSnapshots(const Workspace& ws, const std::string& run);
 
 // Which generator sampling, eval and serve use.
 struct GeneratorChoice {
-  int64_t snapshot = -1;  // >= 0: that step's snapshot; -1: the checkpoint
+  int64_t snapshot = -1;  // >= 0: that step's snapshot; -1: the checkpoint; kBestSnapshot:
+                          // the one of lowest FD that EvalSnapshots recorded
   bool raw = false;       // the checkpoint's raw G instead of its moving average
 };
 // Rebuilds a run's generator (eval mode) from config.json and the checkpoint (or a

@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "core/workspace.h"
 #include "db/stage_run.h"
+#include "trainer/snapshot_metrics.h"
 
 namespace moeforge::trainer {
 
@@ -107,7 +108,8 @@ struct SampleOptions {
   std::string by;
   double truncation = 1.0;         // psi: z <- psi * z (the mean of z is 0); 0 = one face per tag set
   int scale = 1;                   // enlarge each image this many times (bicubic), labels too
-  int64_t snapshot = -1;           // >= 0: sample that step's snapshot instead of the checkpoint
+  int64_t snapshot = -1;           // >= 0: sample that step's snapshot instead of the checkpoint;
+                                   // kBestSnapshot: the best one EvalSnapshots scored
   bool raw = false;                // the raw generator instead of its moving average
   int threads = 0;
 };
@@ -138,7 +140,7 @@ struct EvalOptions {
   int n = 512;                // generated images
   int max_real = 2000;        // real faces for Fréchet distance and precision/recall
   uint64_t seed = 7;
-  int64_t snapshot = -1;      // >= 0: evaluate that step's snapshot
+  int64_t snapshot = -1;      // >= 0: evaluate that step's snapshot; kBestSnapshot: the best scored
   bool raw = false;           // the raw generator instead of its moving average
   int threads = 0;
 };
@@ -146,5 +148,11 @@ struct EvalOptions {
 // Label fidelity per group, Fréchet distance and precision/recall (k=3) in the tagger's
 // feature space. Returns the JSON the CLI prints.
 Result<nlohmann::json> Eval(const Workspace& ws, const EvalOptions& o);
+
+// Eval of every kept snapshot and of the checkpoint's sampling generator, each against
+// the same noise, tags and real faces, recorded in WS/runs/<run>/snapshot-metrics.json as
+// each is scored (a rerun with the same options scores only what is new). Returns
+// {"run", "scored": [per generator, by step], "scored_now", "best": the lowest FD}.
+Result<nlohmann::json> EvalSnapshots(const Workspace& ws, const EvalOptions& o);
 
 }  // namespace moeforge::trainer

@@ -848,12 +848,11 @@ TEST(TrainBinaryTest, SigkillAndResumeMatchAnUninterruptedRun) {
   fs::remove_all(ws);
 }
 
-// eval end to end with a (randomly initialised) built-in tagger model file: the JSON has
-// every figure, each in its range; the run's tagger is found as WS/models/<stem>.pt.
-TEST(TrainBinaryTest, EvalReportsFidelityDistanceAndPrecisionRecall) {
-  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
-  std::string ws = MakeWorkspace("eval", 24);
-  ASSERT_EQ(RunBin("train -w " + ws + " --run e --steps 2" + kTinyArgs), 0);
+namespace {
+
+// A randomly initialised built-in tagger as the workspace's judge (WS/models/test.pt, the
+// tagger the synthetic workspace's runs name).
+void SaveTestJudge(const std::string& ws) {
   torch::manual_seed(9);
   tagger::TaggerNetOptions net;
   net.num_tags = TagSchema::Default().size();
@@ -862,6 +861,106 @@ TEST(TrainBinaryTest, EvalReportsFidelityDistanceAndPrecisionRecall) {
   tagger::BuiltinTagger model(TagSchema::Default(), net, 32);
   fs::create_directories(ws + "/models");
   ASSERT_TRUE(model.Save(ws + "/models/test.pt").ok());
+}
+
+nlohmann::json RunJson(const std::string& args, int* rc) {
+  const std::string out = fs::temp_directory_path().string() + "/moeforge-eval-" + std::to_string(getpid()) + ".json";
+  *rc = WEXITSTATUS(std::system((Bin() + " " + args + " --json > " + out + " 2>/dev/null").c_str()));
+  std::ifstream in(out);
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  fs::remove(out);
+  return j;
+}
+
+}  // namespace
+
+// eval --all-snapshots scores every kept snapshot and the checkpoint alike, records them,
+// and --snapshot best is the lowest FD among those still there, for eval and sample.
+TEST(TrainBinaryTest, AllSnapshotsScoredAndTheBestSampled) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("snapfd", 24);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run s --steps 7 --snapshot-every 2 --keep-snapshots 3 --sample-every 100" +
+                   kTinyArgs),
+            0);
+  SaveTestJudge(ws);
+  // No scores yet: best names nothing, a clear error.
+  EXPECT_EQ(RunBin("sample -w " + ws + " --run s --snapshot best -o " + ws + "/x.png"), 2);
+
+  int rc = -1;
+  const std::string all = "eval -w " + ws + " --run s --all-snapshots --n 16 --seed 3 --threads 1";
+  auto r = RunJson(all, &rc);
+  ASSERT_EQ(rc, 0);
+  ASSERT_TRUE(r.is_object());
+  // Snapshots 2, 4, 6 (the newest three) and the checkpoint at step 7.
+  ASSERT_EQ(r["scored"].size(), 4u);
+  std::vector<std::pair<int64_t, std::string>> got;
+  double min_fd = 1e300;
+  for (const auto& e : r["scored"]) {
+    got.emplace_back(e["step"].get<int64_t>(), e["generator"].get<std::string>());
+    min_fd = std::min(min_fd, e["frechet_distance"].get<double>());
+    EXPECT_EQ(e["generated"], 16);
+    EXPECT_EQ(e["seed"], 3);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{2, "snapshot"}, {4, "snapshot"}, {6, "snapshot"},
+                                                                {7, "ema"}}));
+  EXPECT_EQ(r["scored_now"], 4);
+  EXPECT_DOUBLE_EQ(r["best"]["frechet_distance"].get<double>(), min_fd);
+  EXPECT_TRUE(fs::exists(ws + "/runs/s/snapshot-metrics.json"));
+  // A second pass scores nothing new and names the same best.
+  auto again = RunJson(all, &rc);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(again["scored_now"], 0);
+  EXPECT_EQ(again["best"], r["best"]);
+
+  // eval --snapshot best scores that generator: the same figures with the same noise.
+  auto best = RunJson("eval -w " + ws + " --run s --snapshot best --n 16 --seed 3 --threads 1", &rc);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(best["step"], r["best"]["step"]);
+  EXPECT_EQ(best["generator"], r["best"]["generator"]);
+  EXPECT_DOUBLE_EQ(best["frechet_distance"].get<double>(), min_fd);
+  // sample --snapshot best draws what naming that generator draws.
+  const bool best_is_snapshot = r["best"]["generator"] == "snapshot";
+  const int64_t best_step = r["best"]["step"].get<int64_t>();
+  const std::string named = best_is_snapshot ? " --snapshot " + std::to_string(best_step) : "";
+  const std::string same = " --run s --tags 'blonde_hair blue_eyes' --n 4 --seed 2 --threads 1";
+  ASSERT_EQ(RunBin("sample -w " + ws + same + " --snapshot best -o " + ws + "/best.png"), 0);
+  ASSERT_EQ(RunBin("sample -w " + ws + same + named + " -o " + ws + "/named.png"), 0);
+  EXPECT_EQ(cv::norm(cv::imread(ws + "/best.png"), cv::imread(ws + "/named.png"), cv::NORM_L1), 0.0);
+
+  // The best generator gone (its snapshot deleted, or the run trained on): best is the
+  // lowest FD among the rest, never the missing one.
+  if (best_is_snapshot) {
+    fs::remove(SnapshotPath(Workspace(ws), "s", best_step));
+  } else {
+    ASSERT_EQ(RunBin("train -w " + ws + " --run s --resume --steps 8 --snapshot-every 2 --keep-snapshots 3 "
+                     "--sample-every 100" + kTinyArgs),
+              0);
+  }
+  double second = 1e300;
+  for (const auto& e : r["scored"])
+    if (!(e["step"] == r["best"]["step"] && e["generator"] == r["best"]["generator"]) &&
+        (e["generator"] == "snapshot" ? fs::exists(SnapshotPath(Workspace(ws), "s", e["step"].get<int64_t>()))
+                                      : best_is_snapshot))
+      second = std::min(second, e["frechet_distance"].get<double>());
+  auto next = RunJson("eval -w " + ws + " --run s --snapshot best --n 16 --seed 3 --threads 1", &rc);
+  ASSERT_EQ(rc, 0);
+  EXPECT_DOUBLE_EQ(next["frechet_distance"].get<double>(), second);
+  EXPECT_FALSE(next["step"] == r["best"]["step"] && next["generator"] == r["best"]["generator"]);
+
+  // --all-snapshots takes no --snapshot or --raw; a damaged record is an error, not a guess.
+  EXPECT_EQ(RunBin(all + " --raw"), 2);
+  std::ofstream(ws + "/runs/s/snapshot-metrics.json") << "{\"scored\": 3}";
+  EXPECT_NE(RunBin("sample -w " + ws + same + " --snapshot best -o " + ws + "/x.png"), 0);
+  fs::remove_all(ws);
+}
+
+// eval end to end with a (randomly initialised) built-in tagger model file: the JSON has
+// every figure, each in its range; the run's tagger is found as WS/models/<stem>.pt.
+TEST(TrainBinaryTest, EvalReportsFidelityDistanceAndPrecisionRecall) {
+  if (!fs::exists(Bin())) GTEST_SKIP() << "moeforge binary not built: " << Bin();
+  std::string ws = MakeWorkspace("eval", 24);
+  ASSERT_EQ(RunBin("train -w " + ws + " --run e --steps 2" + kTinyArgs), 0);
+  SaveTestJudge(ws);
   std::string out = ws + "/eval.json";
   ASSERT_EQ(WEXITSTATUS(std::system((Bin() + " eval -w " + ws + " --run e --n 40 --json > " + out + " 2>/dev/null").c_str())), 0);
   std::ifstream in(out);
