@@ -242,6 +242,8 @@ OptionTable TrainOptionTable(trainer::TrainOptions* o) {
   t.Add("d_blocks", &o->d_blocks, "Discriminator residual blocks per stage");
   t.Add("upsample", &o->upsample, "How G doubles its size: shuffle (sub-pixel conv) or nearest (resize, then conv)");
   t.Add("d_down", &o->d_down, "How D halves its size: conv (4x4 stride 2) or pool (2x2 average pool, then 3x3 conv)");
+  t.Add("d_mbstd", &o->d_mbstd,
+        "Minibatch standard deviation: D's real/fake head also sees the spread of each group of N samples (0: off)");
   t.Add("template", &o->output_template,
         "A learned template under G's output, fitted to the training set at the start: none, mean (G starts at the "
         "mean face) or tags (at the mean face of the asked-for tags)");

@@ -42,8 +42,10 @@ declare -A arms=(
   [arch]="--l-adv 1 --ema-kimg 0 --no-icnr --augment none --template none ${arch[*]}"
   [template]="--l-adv 1 --ema-kimg 0 --no-icnr --augment none --template tags --upsample shuffle --d-down conv"
   [all]="--l-adv 1"
+  [mbstd]="--l-adv 1 --d-mbstd 4"
 )
-order=(report base ema icnr augment arch template all)
+# mbstd (session 12): every part plus D's minibatch stddev, groups of 4 (StyleGAN's), for variety.
+order=(report base ema icnr augment arch template all mbstd)
 [ $# -gt 0 ] && order=("$@")
 for arm in "${order[@]}"; do
   [ -n "${arms[$arm]+x}" ] || { echo "ablation.sh: unknown arm '$arm' (${!arms[*]})" >&2; exit 2; }

@@ -175,7 +175,7 @@ DiscriminatorImpl::DiscriminatorImpl(const GanConfig& c) : cfg(c) {
     ch = out;
   }
   register_module("stages", stages);
-  adv = register_module("adv", nn::Linear(ch * 4 * 4, 1));
+  adv = register_module("adv", nn::Linear((ch + (c.d_mbstd > 0 ? 1 : 0)) * 4 * 4, 1));
   cls = register_module("cls", nn::Linear(ch * 4 * 4, c.tags));
 }
 
@@ -184,8 +184,20 @@ DiscriminatorOut DiscriminatorImpl::forward(const torch::Tensor& x) {
   if (cfg.d_down == "pool") h = Pool2(h);  // 3x3 at full size, then halved
   h = torch::leaky_relu(h, 0.2);
   for (auto& s : *stages) h = s->as<DiscStage>()->forward(h);
-  h = h.flatten(1);
-  return {adv(h).squeeze(1), cls(h)};
+  auto flat = h.flatten(1);
+  if (cfg.d_mbstd <= 0) return {adv(flat).squeeze(1), cls(flat)};
+  return {adv(MinibatchStddev(h, cfg.d_mbstd).flatten(1)).squeeze(1), cls(flat)};
+}
+
+torch::Tensor MinibatchStddev(const torch::Tensor& h, int group) {
+  const int64_t n = h.size(0), c = h.size(1), hh = h.size(2), ww = h.size(3);
+  // The largest group size <= `group` that divides the batch, so every sample is in one.
+  int64_t g = std::min<int64_t>(group, n);
+  while (n % g != 0) --g;
+  auto x = h.to(torch::kFloat32).reshape({g, n / g, c, hh, ww});  // sample i is in group i % (n / g)
+  auto sd = (x.var(0, /*unbiased=*/false) + 1e-8).sqrt();       // n/g x C x H x W
+  auto s = sd.mean({1, 2, 3}).view({n / g, 1, 1, 1}).repeat({g, 1, hh, ww});  // N x 1 x H x W
+  return torch::cat({h, s.to(h.dtype())}, 1);
 }
 
 void ToMemoryFormat(torch::nn::Module& m, bool channels_last) {

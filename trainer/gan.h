@@ -31,6 +31,10 @@ struct GanConfig {
   // an image. Both start as the least-squares fit to the training set (in atanh space), so
   // that at step 0 G draws the mean face, or the mean face of the asked-for tags.
   std::string output_template = "none";
+  // Minibatch standard deviation (ProGAN, StyleGAN): D's real/fake head also sees, per
+  // group of this many samples, the mean over features of their standard deviation, so
+  // a generator that draws one face per set of tags is told apart. 0: off (the report's).
+  int d_mbstd = 0;
 };
 
 // Upsampling blocks after the 16x16 start (32 px: 1, 64: 2, 128: 3); -1 when the
@@ -80,10 +84,15 @@ struct DiscriminatorImpl : torch::nn::Module {
   bool channels_last = false;
   torch::nn::Conv2d in_conv{nullptr};  // 4x4 / 2 (or 3x3, then a 2x2 average pool)
   torch::nn::ModuleList stages;        // residual blocks, then conv 4x4 / 2 (LeakyReLU)
-  torch::nn::Linear adv{nullptr};
-  torch::nn::Linear cls{nullptr};
+  torch::nn::Linear adv{nullptr};  // the real/fake logit (with the minibatch-stddev channel)
+  torch::nn::Linear cls{nullptr};  // the tag logits (each sample's own features only)
 };
 TORCH_MODULE(Discriminator);
+
+// N x C x H x W -> N x (C+1) x H x W: the last channel is, for the group of up to `group`
+// samples (i, i + N/g, ...) each sample is in, the standard deviation over the group
+// averaged over features and positions (the group size is cut to divide N).
+torch::Tensor MinibatchStddev(const torch::Tensor& h, int group);
 
 // Moves the 4-D parameters (conv weights) to NHWC or back; set the module's
 // channels_last flag too so activations follow.

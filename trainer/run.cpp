@@ -18,7 +18,7 @@ nlohmann::json RunConfig::ToJson() const {
   return {{"gan",
            {{"resolution", gan.resolution}, {"tags", gan.tags}, {"z_dim", gan.z_dim},
             {"g_channels", gan.g_channels}, {"g_blocks", gan.g_blocks}, {"d_channels", gan.d_channels},
-            {"d_blocks", gan.d_blocks}, {"upsample", gan.upsample}, {"d_down", gan.d_down},
+            {"d_blocks", gan.d_blocks}, {"upsample", gan.upsample}, {"d_down", gan.d_down}, {"d_mbstd", gan.d_mbstd},
             {"template", gan.output_template}}},
           {"schema_toml", schema.ToToml()},
           {"tag_freq", tag_freq},
@@ -38,6 +38,7 @@ Result<RunConfig> RunConfig::FromJson(const nlohmann::json& j) {
     c.gan.d_blocks = g.at("d_blocks");
     c.gan.upsample = g.value("upsample", std::string("shuffle"));  // runs before the option had it
     c.gan.d_down = g.value("d_down", std::string("conv"));
+    c.gan.d_mbstd = g.value("d_mbstd", 0);
     c.gan.output_template = g.value("template", std::string("none"));
     c.tag_freq = j.at("tag_freq").get<std::vector<double>>();
     c.options = j.value("options", nlohmann::json::object());

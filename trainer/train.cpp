@@ -51,6 +51,7 @@ nlohmann::json OptionsJson(const TrainOptions& o) {
           {"d_blocks", o.d_blocks},
           {"upsample", o.upsample},
           {"d_down", o.d_down},
+          {"d_mbstd", o.d_mbstd},
           {"template", o.output_template},
           {"lr", o.lr},
           {"lr_d", o.lr_d},
@@ -87,6 +88,7 @@ void ApplyStored(const nlohmann::json& j, TrainOptions& o) {
   o.d_blocks = j.value("d_blocks", o.d_blocks);
   o.upsample = j.value("upsample", std::string("shuffle"));
   o.d_down = j.value("d_down", std::string("conv"));
+  o.d_mbstd = j.value("d_mbstd", 0);
   o.output_template = j.value("template", std::string("none"));
   o.lr = j.value("lr", o.lr);
   o.lr_d = j.value("lr_d", 0.0);
@@ -115,6 +117,7 @@ Status Validate(const TrainOptions& o) {
   if (o.upsample != "shuffle" && o.upsample != "nearest")
     return Status::InvalidArgument("--upsample must be shuffle or nearest");
   if (o.d_down != "conv" && o.d_down != "pool") return Status::InvalidArgument("--d-down must be conv or pool");
+  if (o.d_mbstd < 0) return Status::InvalidArgument("--d-mbstd must be >= 0");
   if (o.output_template != "none" && o.output_template != "mean" && o.output_template != "tags")
     return Status::InvalidArgument("--template must be none, mean or tags");
   if (o.gp_every < 1) return Status::InvalidArgument("--gp-every must be >= 1");
@@ -208,8 +211,9 @@ Result<RunData> PrepareRunData(const Workspace& ws, db::Database& database, Trai
   MF_ASSIGN_OR_RETURN(ImageCache probe, ImageCache::Open(r.cache_path));
   r.config.schema = data.schema;
   r.config.tag_freq = TagSampler(data.schema, probe.tags(0), probe.size()).frequencies();
-  r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim,     o.g_channels, o.g_blocks,
-                           o.d_channels, o.d_blocks,          o.upsample, o.d_down, o.output_template};
+  r.config.gan = GanConfig{o.resolution, data.schema.size(), o.z_dim,     o.g_channels,     o.g_blocks,
+                           o.d_channels, o.d_blocks,          o.upsample, o.d_down,         o.output_template,
+                           o.d_mbstd};
   o.tagger = data.tagger;
   r.config.options = OptionsJson(o);
   r.config.options["threads_used"] = threads;

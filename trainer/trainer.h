@@ -49,6 +49,7 @@ struct TrainOptions {
   // made before an option existed resume with the report's choice (shuffle, conv, none).
   std::string upsample = "nearest";  // G: shuffle (sub-pixel conv) | nearest (resize-conv)
   std::string d_down = "pool";       // D: conv (4x4 stride 2) | pool (2x2 average, 3x3 conv)
+  int d_mbstd = 0;                   // D's minibatch-stddev group size (0: off)
   std::string output_template = "tags";  // none | mean | tags: G's output starts at the (tags') mean face
   // Optimisation (the report's Adam settings).
   double lr = 2e-4;            // G's learning rate (and D's unless lr_d is set)

@@ -401,6 +401,36 @@ TEST(GanTest, OutputTemplateStartsAtTheFittedFaces) {
   EXPECT_EQ(old->gan.output_template, "none");
 }
 
+// Minibatch stddev: each sample's extra channel is the spread of its own group only, and
+// it reaches the real/fake logit of that group alone (the tag logits see none of it).
+TEST(GanTest, MinibatchStddevIsPerGroup) {
+  auto h = torch::zeros({4, 3, 4, 4});
+  h[2].fill_(2.0);  // group {0, 2}: values 0 and 2, standard deviation 1
+  h[1].fill_(5.0);
+  h[3].fill_(5.0);  // group {1, 3}: identical, 0
+  auto out = MinibatchStddev(h, 2);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{4, 4, 4, 4}));
+  EXPECT_TRUE(torch::equal(out.slice(1, 0, 3), h));
+  for (int i : {0, 2}) EXPECT_NEAR(out[i][3].mean().item<float>(), 1.0f, 1e-5) << i;
+  for (int i : {1, 3}) EXPECT_NEAR(out[i][3].max().item<float>(), 0.0f, 1e-3) << i;
+  // A group size that does not divide the batch is cut until it does (3 of 4 -> 2).
+  EXPECT_TRUE(torch::allclose(MinibatchStddev(h, 3), out));
+
+  torch::manual_seed(3);
+  auto cfg = Tiny(32);
+  cfg.d_mbstd = 2;
+  Discriminator d(cfg);
+  d->eval();
+  auto x = torch::rand({4, 3, 32, 32}) * 2 - 1;
+  auto x2 = x.clone();
+  x2[2] = torch::rand({3, 32, 32}) * 2 - 1;  // another sample 2 (of group {0, 2})
+  auto a = d->forward(x), b = d->forward(x2);
+  EXPECT_NE(a.logit[0].item<float>(), b.logit[0].item<float>());
+  EXPECT_EQ(a.logit[1].item<float>(), b.logit[1].item<float>());
+  EXPECT_EQ(a.logit[3].item<float>(), b.logit[3].item<float>());
+  EXPECT_TRUE(torch::equal(a.tags[0], b.tags[0]));
+}
+
 TEST(GanTest, AugmentPolicyParses) {
   auto all = AugmentPolicy::Parse("color, translation,cutout");
   ASSERT_TRUE(all.ok());
