@@ -86,6 +86,10 @@ Command AddDemoCommand(CLI::App& root) {
             p.detect.crop_sizes = {std::max(64, o->resolution)};
             p.detect.threads = o->threads;
             p.tag_train.epochs = o->tag_epochs;
+            // The demo's crops are 64 px: its tagger reads them as they are (64 px, 4
+            // blocks, 2.2x cheaper than the 96 px default), which keeps it in 10 minutes.
+            p.tag_train.input_size = 64;
+            p.tag_train.blocks = 4;
             p.tag_train.threads = o->threads;
             p.tag.threads = o->threads;
             p.train.run = "demo";
