@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -956,6 +957,19 @@ TEST(TrainBinaryTest, AllSnapshotsScoredAndTheBestSampled) {
   ASSERT_EQ(RunBin("sample -w " + ws + same + " --snapshot best -o " + ws + "/best.png"), 0);
   ASSERT_EQ(RunBin("sample -w " + ws + same + named + " -o " + ws + "/named.png"), 0);
   EXPECT_EQ(cv::norm(cv::imread(ws + "/best.png"), cv::imread(ws + "/named.png"), cv::NORM_L1), 0.0);
+
+  // serve resolves best once at start (and needs --run to know whose).
+  {
+    const std::string log = ws + "/serve.log";
+    std::system(("timeout -s INT 5 " + Bin() + " serve -w " + ws + " --run s --snapshot best --port 0 > " + log +
+                 " 2>&1").c_str());
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string want = best_is_snapshot ? "--snapshot best is snapshot " + std::to_string(best_step)
+                                              : "--snapshot best is the checkpoint";
+    EXPECT_NE(text.find(want), std::string::npos) << text;
+    EXPECT_EQ(RunBin("serve -w " + ws + " --snapshot best --port 0"), 2);
+  }
 
   // The best generator gone (its snapshot deleted, or the run trained on): best is the
   // lowest FD among the rest, never the missing one.
