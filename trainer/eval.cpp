@@ -199,10 +199,12 @@ Result<nlohmann::json> EvalSnapshots(const Workspace& ws, const EvalOptions& o) 
                  100 * e["label_fidelity"].value("hair_color", 0.0), 100 * e["label_fidelity"].value("eye_color", 0.0));
     entries.push_back(std::move(e));
     ++scored_now;
-    MF_RETURN_IF_ERROR(WriteSnapshotMetrics(ws, o.run, entries));
+    MF_RETURN_IF_ERROR(WriteSnapshotMetrics(ws, o.run, &entries));
   }
-  MF_RETURN_IF_ERROR(WriteSnapshotMetrics(ws, o.run, entries));
-  MF_ASSIGN_OR_RETURN(entries, ReadSnapshotMetrics(ws, o.run));  // sorted by step
+  // Nothing new, but entries no longer there were dropped: the file says so too. (Read and
+  // written entries are sorted, so `entries` is in step order either way.)
+  if (scored_now == 0 && entries.size() != recorded.size())
+    MF_RETURN_IF_ERROR(WriteSnapshotMetrics(ws, o.run, &entries));
   MF_ASSIGN_OR_RETURN(auto best, BestEntry(ws, o.run, entries, now));
   return nlohmann::json{{"run", o.run}, {"scored", entries}, {"scored_now", scored_now}, {"best", best}};
 }

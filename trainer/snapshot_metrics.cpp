@@ -9,6 +9,19 @@
 
 namespace moeforge::trainer {
 
+namespace {
+
+// By step, the checkpoint's entry after a snapshot's of the same step.
+void SortByStep(std::vector<nlohmann::json>* entries) {
+  std::stable_sort(entries->begin(), entries->end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    const int64_t sa = a["step"].get<int64_t>(), sb = b["step"].get<int64_t>();
+    if (sa != sb) return sa < sb;
+    return a["generator"] == "snapshot" && b["generator"] != "snapshot";
+  });
+}
+
+}  // namespace
+
 std::string SnapshotMetricsPath(const Workspace& ws, const std::string& run) {
   return RunDir(ws, run) + "/snapshot-metrics.json";
 }
@@ -26,16 +39,13 @@ Result<std::vector<nlohmann::json>> ReadSnapshotMetrics(const Workspace& ws, con
       return Status::Corrupt(path + ": an entry lacks step, generator or frechet_distance");
     entries.push_back(e);
   }
+  SortByStep(&entries);
   return entries;
 }
 
-Status WriteSnapshotMetrics(const Workspace& ws, const std::string& run, std::vector<nlohmann::json> entries) {
-  std::stable_sort(entries.begin(), entries.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
-    const int64_t sa = a["step"].get<int64_t>(), sb = b["step"].get<int64_t>();
-    if (sa != sb) return sa < sb;
-    return a["generator"] == "snapshot" && b["generator"] != "snapshot";
-  });
-  const std::string text = nlohmann::json{{"run", run}, {"scored", entries}}.dump(1) + "\n";
+Status WriteSnapshotMetrics(const Workspace& ws, const std::string& run, std::vector<nlohmann::json>* entries) {
+  SortByStep(entries);
+  const std::string text = nlohmann::json{{"run", run}, {"scored", *entries}}.dump(1) + "\n";
   return WriteFileAtomic(SnapshotMetricsPath(ws, run), text.data(), text.size());
 }
 

@@ -19,10 +19,11 @@ namespace moeforge::trainer {
 inline constexpr int64_t kBestSnapshot = -2;
 
 std::string SnapshotMetricsPath(const Workspace& ws, const std::string& run);
-// The recorded entries (eval's JSON per generator); no file: none.
+// The recorded entries (eval's JSON per generator), by step; no file: none.
 Result<std::vector<nlohmann::json>> ReadSnapshotMetrics(const Workspace& ws, const std::string& run);
-// Replaces the file atomically, entries sorted by step (the checkpoint's last at a tie).
-Status WriteSnapshotMetrics(const Workspace& ws, const std::string& run, std::vector<nlohmann::json> entries);
+// Sorts the entries by step (the checkpoint's last at a tie), then replaces the file with
+// them atomically.
+Status WriteSnapshotMetrics(const Workspace& ws, const std::string& run, std::vector<nlohmann::json>* entries);
 
 // Whether an entry's generator is still the one it scored: its snapshot file is there,
 // or, for the checkpoint, the run is still at the step it was scored at.
