@@ -35,8 +35,9 @@ Result<std::vector<nlohmann::json>> ReadSnapshotMetrics(const Workspace& ws, con
     return Status::Corrupt(path + ": not a snapshot metrics file (delete it and score again)");
   std::vector<nlohmann::json> entries;
   for (const auto& e : j["scored"]) {
-    if (!e.is_object() || !e.contains("step") || !e.contains("generator") || !e.contains("frechet_distance"))
-      return Status::Corrupt(path + ": an entry lacks step, generator or frechet_distance");
+    if (!e.is_object() || !e.contains("step") || !e["step"].is_number_integer() || !e.contains("generator") ||
+        !e["generator"].is_string() || !e.contains("frechet_distance") || !e["frechet_distance"].is_number())
+      return Status::Corrupt(path + ": an entry lacks a whole step, a generator or a numeric frechet_distance");
     entries.push_back(e);
   }
   SortByStep(&entries);

@@ -995,6 +995,9 @@ TEST(TrainBinaryTest, AllSnapshotsScoredAndTheBestSampled) {
   EXPECT_EQ(RunBin(all + " --raw"), 2);
   std::ofstream(ws + "/runs/s/snapshot-metrics.json") << "{\"scored\": 3}";
   EXPECT_NE(RunBin("sample -w " + ws + same + " --snapshot best -o " + ws + "/x.png"), 0);
+  std::ofstream(ws + "/runs/s/snapshot-metrics.json")
+      << "{\"scored\": [{\"step\": \"a\", \"generator\": \"ema\", \"frechet_distance\": 1}]}";
+  EXPECT_EQ(RunBin("sample -w " + ws + same + " --snapshot best -o " + ws + "/x.png"), 1);  // Corrupt, not a crash
   fs::remove_all(ws);
 }
 
