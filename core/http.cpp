@@ -1,4 +1,5 @@
 #include "core/http.h"
+#include "core/process.h"
 #include "core/strings.h"
 
 #include <curl/curl.h>
@@ -501,6 +502,7 @@ struct Client::Engine {
   }
 
   void Loop() {
+    SetThreadName("mf-http");
     while (true) {
       bool stopping;
       {

@@ -1,9 +1,11 @@
 #include "core/process.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace moeforge {
 
@@ -23,6 +25,13 @@ CommandResult RunCommand(const std::string& cmd) {
   int rc = ::pclose(p);
   r.status = rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   return r;
+}
+
+void SetThreadName(const char* name) {
+  char shortened[16];
+  std::strncpy(shortened, name, sizeof shortened - 1);
+  shortened[sizeof shortened - 1] = '\0';
+  ::pthread_setname_np(::pthread_self(), shortened);
 }
 
 }  // namespace moeforge

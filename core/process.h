@@ -1,5 +1,5 @@
-// Small process helpers the bench drivers and binary tests share: CPU time from getrusage
-// and running a command to capture its standard output.
+// Small process helpers: CPU time from getrusage, running a command to capture its
+// standard output (bench drivers, binary tests) and naming threads.
 #pragma once
 
 #include <string>
@@ -16,5 +16,9 @@ struct CommandResult {
 };
 // Runs `cmd` through /bin/sh (popen) and waits for it.
 CommandResult RunCommand(const std::string& cmd);
+
+// Names the calling thread (at most 15 bytes are kept), as `top -H`, `perf report --sort
+// comm` and gdb show it.
+void SetThreadName(const char* name);
 
 }  // namespace moeforge

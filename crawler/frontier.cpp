@@ -1,6 +1,7 @@
 // The frontier of one crawl (see frontier.h): posts, source tags and frontier rows in
 // batched transactions, image fetches through the one HTTP client, robots.txt, progress.
 #include "crawler/frontier.h"
+#include "core/process.h"
 #include "core/shard.h"
 #include "core/strings.h"
 
@@ -127,6 +128,7 @@ Status Frontier::YieldAhead(std::vector<NewPost> posts, std::function<Status(db:
 }
 
 void Frontier::YieldLoop() {
+  SetThreadName("mf-crawl-yield");
   std::unique_lock<std::mutex> l(ahead_mu_);
   while (true) {
     ahead_cv_.wait(l, [this] { return ahead_ || ahead_stop_; });

@@ -1,4 +1,5 @@
 #include "crawler/work_pool.h"
+#include "core/process.h"
 
 namespace moeforge::crawler {
 
@@ -34,6 +35,7 @@ int64_t WorkPool::queued() const {
 }
 
 void WorkPool::Loop() {
+  SetThreadName("mf-crawl-work");
   while (true) {
     std::function<void()> fn;
     {

@@ -1,4 +1,5 @@
 #include "db/db.h"
+#include "core/process.h"
 
 #include <unistd.h>
 
@@ -288,6 +289,7 @@ int64_t BatchWriter::committed_batches() const {
 }
 
 void BatchWriter::Loop() {
+  SetThreadName("mf-db-writer");
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     // Wait for a full batch, a flush request (committed_ < submitted_ and someone
