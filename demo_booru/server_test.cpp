@@ -289,6 +289,32 @@ class DemoBooruTest : public ::testing::Test {
 };
 DemoBooru* DemoBooruTest::booru_ = nullptr;
 
+// A page is assembled from each post's cached JSON text: it must read as the posts do
+// when built afresh (the single-post lookup is never cached), come back byte for byte the
+// same, and follow the request's Host rather than whichever host filled the cache.
+TEST_F(DemoBooruTest, DanbooruPagesFromTheCacheAreThePostsAndFollowTheHost) {
+  auto cli = Client();
+  const std::string path = "/posts.json?limit=7&page=2";
+  auto first = cli.Get(path.c_str());
+  auto again = cli.Get(path.c_str());
+  ASSERT_TRUE(first && again);
+  EXPECT_EQ(first->body, again->body);
+  json arr = json::parse(first->body);
+  ASSERT_EQ(arr.size(), 7u);
+  for (const json& p : arr)
+    EXPECT_EQ(p, GetJson(cli, "/posts/" + std::to_string(p["id"].get<int64_t>()) + ".json")) << p["id"];
+
+  const std::string other_host = "localhost:" + std::to_string(booru_->port());
+  auto other = cli.Get(path.c_str(), httplib::Headers{{"Host", other_host}});
+  ASSERT_TRUE(other);
+  json o = json::parse(other->body);
+  ASSERT_EQ(o.size(), 7u);
+  for (const json& p : o) EXPECT_EQ(p["file_url"].get<std::string>().rfind("http://" + other_host + "/", 0), 0u);
+  auto back = cli.Get(path.c_str());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->body, first->body);
+}
+
 TEST_F(DemoBooruTest, DanbooruPostsHaveDanboorusFields) {
   auto cli = Client();
   json arr = GetJson(cli, "/posts.json?limit=5");
