@@ -1,16 +1,17 @@
-// Content-addressed blobs with group commit. Put() writes a blob under its SHA-256
-// (temporary file in the same folder, then rename: readers never see a partial file)
-// without an fsync of its own; EnsureDurable(g) makes every blob written up to ticket g
-// durable with ONE syncfs for all of them, called by the database op that names the blob
-// just before it commits. So a row never outlives its blob, even across a power cut, and
-// a crawl pays one flush per batch of rows instead of one per file (which is what bounds
-// a per-file-fsync writer on ordinary disks: tens of milliseconds each).
+// Content-addressed blobs with group commit. Put() writes a blob under its SHA-256 (an
+// unnamed file in its folder, then linked; or a temporary file, then renamed: readers
+// never see a partial file) without an fsync of its own; EnsureDurable(g) makes every
+// blob written up to ticket g durable with ONE syncfs for all of them, called by the
+// database op that names the blob just before it commits. So a row never outlives its
+// blob, even across a power cut, and a crawl pays one flush per batch of rows instead of
+// one per file (which is what bounds a per-file-fsync writer on ordinary disks: tens of
+// milliseconds each).
 //
 // WhenDurable(g, fn) runs `fn` (which submits the rows) on the store's flush thread once a
-// syncfs has covered ticket g, so that the database writer does not wait in syncfs itself:
-// a writer waiting there also held back every row queued behind the blob's (the posts of
-// the next page, and so the next fetches). The rows still call EnsureDurable(), which then
-// finds the ticket covered.
+// syncfs has covered ticket g (the thread gathers callbacks for up to 10 ms first), so
+// that the database writer does not wait in syncfs itself: a writer waiting there also
+// held back every row queued behind the blob's (the posts of the next page, and so the
+// next fetches). The rows still call EnsureDurable(), which then finds the ticket covered.
 #pragma once
 
 #include <atomic>
@@ -50,6 +51,11 @@ class BlobStore {
 
  private:
   void FlushLoop();
+  // Writes `data` to an unnamed file in the blob's folder (O_TMPFILE) and links it at
+  // `path`: one directory entry made, none renamed or removed, and nothing left behind by a
+  // kill. False (nothing written) where that cannot be done: the caller then writes a named
+  // temporary file and renames it.
+  Result<bool> LinkUnnamed(const std::string& path, const std::string& data);
 
   Workspace ws_;
   int dir_fd_ = -1;
@@ -62,6 +68,12 @@ class BlobStore {
   std::condition_variable cb_cv_, idle_cv_;
   std::vector<std::pair<int64_t, std::function<void()>>> waiting_;
   bool flushing_ = false, stop_ = false;
+  std::atomic<bool> tmpfile_ok_{true};  // O_TMPFILE and /proc links work here
+  int hurry_ = 0;  // WaitCallbacks() callers: flush without gathering
+  // The flush thread waits up to kGatherMs, or until kGatherBlobs callbacks wait, before
+  // its syncfs.
+  static constexpr int kGatherMs = 10;
+  static constexpr size_t kGatherBlobs = 64;
   std::thread flusher_;
 };
 
