@@ -13,16 +13,18 @@
 //
 // Every fetched file is sniffed by magic bytes, its dimensions read from its header and
 // refused above max_pixels before any decode, its SHA-256 taken, and it is stored once at
-// Workspace::BlobPath(sha) (temporary file + rename) before its images row commits. Exact
-// duplicates share one blob; of near duplicates (dHash within near_dup_threshold) the
-// copy with the most pixels is kept (lossless over lossy at equal size; crawler/ingest.h),
-// whichever the site lists first: the others are linked to it (posts.image_sha256 = the
-// kept copy's, state "duplicate", images.near_dup_of) and not stored, and a better copy
-// found later replaces the kept one (its blob is removed; detect then works on the new). The frontier (every URL with its state, attempts, next try, HTTP status,
-// error, ETag/Last-Modified) lives in the database, so a crawl killed at any moment
-// resumes where it stopped; re-running a finished crawl asks the site only for posts newer
-// than the newest one it has; images that failed transiently (timeout, cut transfer, 5xx,
-// 429) are asked for again, permanent failures (404, corrupt, too large, noai...) are not.
+// Workspace::BlobPath(sha) (an unnamed file linked there; crawler/blob_store.h) before
+// its images row commits. Exact duplicates share one blob; of near duplicates (dHash
+// within near_dup_threshold) the copy with the most pixels is kept (lossless over lossy
+// at equal size; crawler/ingest.h), whichever the site lists first: the others are linked
+// to it (posts.image_sha256 = the kept copy's, state "duplicate", images.near_dup_of) and
+// not stored, and a better copy found later replaces the kept one (its blob is removed;
+// detect then works on the new). The frontier (every URL with its state, attempts, next
+// try, HTTP status, error, ETag/Last-Modified) lives in the database, so a crawl killed
+// at any moment resumes where it stopped; re-running a finished crawl asks the site only
+// for posts newer than the newest one it has; images that failed transiently (timeout,
+// cut transfer, 5xx, 429) are asked for again, permanent failures (404, corrupt, too
+// large, noai...) are not.
 #pragma once
 
 #include <cstdint>

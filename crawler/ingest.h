@@ -12,8 +12,8 @@
 // if this one is killed). Detect selects kept copies only, so it works on the best one.
 //
 // Decisions are made in sequence order (the frontier id), whatever order transfers finish
-// in, so every run decides alike, interrupted or not. A blob is written (temporary file +
-// rename) and made durable (crawler/blob_store.h) before the row that names it is
+// in, so every run decides alike, interrupted or not. A blob is written (an unnamed file,
+// then linked) and made durable (crawler/blob_store.h) before the row that names it is
 // submitted; a duplicate's row is submitted after its original's, and a replacing copy's
 // after the copy it replaces.
 #pragma once
