@@ -157,3 +157,50 @@ TEST(Config, BindsOverridesAndRejectsUnknownKeys) {
 
 }  // namespace
 }  // namespace moeforge
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <thread>
+
+#include "core/process.h"
+
+// The crawl bench splits its CPU by thread with ThreadCpuSeconds(): a thread that burns CPU
+// shows it under its own id, one that sleeps does not, and ended threads are not listed.
+TEST(Process, ThreadCpuSecondsIsPerThread) {
+  std::atomic<int> busy_tid{0}, idle_tid{0};
+  std::atomic<bool> burned{false}, measured{false};
+  auto own_cpu = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  };
+  std::thread busy([&] {
+    busy_tid = static_cast<int>(::syscall(SYS_gettid));
+    volatile uint64_t x = 0;
+    while (own_cpu() < 0.15) x = x + 1;  // 150 ms of CPU, however long that takes
+    burned = true;
+    while (!measured) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  std::thread idle([&] {
+    idle_tid = static_cast<int>(::syscall(SYS_gettid));
+    while (!measured) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  while (!burned || idle_tid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::map<int, double> cpu = moeforge::ThreadCpuSeconds();
+  measured = true;
+  busy.join();
+  idle.join();
+  ASSERT_TRUE(cpu.count(busy_tid));
+  ASSERT_TRUE(cpu.count(idle_tid));
+  EXPECT_TRUE(cpu.count(static_cast<int>(::getpid())));  // the main thread
+  EXPECT_GE(cpu[busy_tid], 0.15);
+  EXPECT_LT(cpu[idle_tid], 0.05);
+  std::map<int, double> after = moeforge::ThreadCpuSeconds();
+  EXPECT_FALSE(after.count(busy_tid));
+  EXPECT_FALSE(after.count(idle_tid));
+}

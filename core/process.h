@@ -2,6 +2,7 @@
 // standard output (bench drivers, binary tests) and naming threads.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace moeforge {
@@ -9,6 +10,11 @@ namespace moeforge {
 // CPU seconds (user + system, all threads) of this process (RUSAGE_SELF) or of its
 // waited-for children (RUSAGE_CHILDREN): steadier than wall time on a shared machine.
 double CpuSeconds(int who);
+
+// CPU seconds of each live thread of this process, by thread id (the threads listed in
+// /proc/self/task, each read from its CPU-time clock). A thread that has ended is not
+// listed.
+std::map<int, double> ThreadCpuSeconds();
 
 struct CommandResult {
   int status = -1;     // the exit status when the command exited, else -1
