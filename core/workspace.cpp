@@ -38,6 +38,18 @@ Status Workspace::CheckExists() const {
   return Status::Ok();
 }
 
+bool WriteAll(int fd, const void* data, size_t n) {
+  const char* c = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return false;
+    c += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
 Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool fsync_file) {
   static std::atomic<uint64_t> counter{0};
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
@@ -51,19 +63,11 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   }
   if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
-  const char* c = static_cast<const char*>(data);
-  size_t left = n;
-  while (left > 0) {
-    ssize_t w = ::write(fd, c, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::IoError("writing " + tmp + ": " + std::strerror(e));
-    }
-    c += w;
-    left -= static_cast<size_t>(w);
+  if (!WriteAll(fd, data, n)) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::IoError("writing " + tmp + ": " + std::strerror(e));
   }
   if ((fsync_file && ::fsync(fd) != 0) || ::close(fd) != 0) {
     ::unlink(tmp.c_str());

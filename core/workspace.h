@@ -39,6 +39,8 @@ class Workspace {
 // many per second whose writer makes them durable in bulk afterwards (syncfs), as the
 // crawler's blobs and the detector's crops are.
 Status WriteFileAtomic(const std::string& path, const void* data, size_t n, bool fsync_file = true);
+// Writes all `n` bytes to `fd`, past short writes and EINTR; false with errno set.
+bool WriteAll(int fd, const void* data, size_t n);
 Result<std::string> ReadFile(const std::string& path);
 
 }  // namespace moeforge

@@ -41,23 +41,6 @@ Result<int64_t> BlobStore::Put(const std::string& sha, const std::string& data) 
   return ++written_;
 }
 
-namespace {
-
-bool WriteAll(int fd, const std::string& data) {
-  const char* c = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t w = ::write(fd, c, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    c += w;
-    left -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-}  // namespace
-
 Result<bool> BlobStore::LinkUnnamed(const std::string& path, const std::string& data) {
   if (!tmpfile_ok_.load(std::memory_order_relaxed)) return false;
   std::string dir = path.substr(0, path.rfind('/'));
@@ -77,7 +60,7 @@ Result<bool> BlobStore::LinkUnnamed(const std::string& path, const std::string& 
     if (errno == EOPNOTSUPP || errno == EISDIR) tmpfile_ok_.store(false);
     return false;
   }
-  if (!WriteAll(fd, data)) {
+  if (!WriteAll(fd, data.data(), data.size())) {
     int e = errno;
     ::close(fd);
     return Status::IoError("writing " + path + ": " + std::strerror(e));

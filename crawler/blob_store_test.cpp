@@ -31,10 +31,6 @@ class BlobStoreTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static std::string Slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
   // Every file under blobs/, relative.
   std::vector<std::string> Files() const {
     std::vector<std::string> out;
@@ -57,7 +53,9 @@ TEST_F(BlobStoreTest, PutLeavesExactlyTheBlobUnderItsAddress) {
     auto t = store.Put(sha, data);
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     EXPECT_EQ(*t, i + 1);
-    EXPECT_EQ(Slurp(ws_->BlobPath(sha)), data);
+    auto stored = ReadFile(ws_->BlobPath(sha));
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(*stored, data);
     shas.push_back(sha);
   }
   // Nothing but the 40 blobs: no temporary names left behind.
@@ -83,7 +81,9 @@ TEST_F(BlobStoreTest, ADamagedCopyOfAnotherSizeIsReplaced) {
   { std::ofstream(path, std::ios::binary) << "truncated"; }
   crawler::BlobStore store(*ws_);
   ASSERT_TRUE(store.Put(sha, data).ok());
-  EXPECT_EQ(Slurp(path), data);
+  auto stored = ReadFile(path);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, data);
   std::vector<std::string> files = Files();
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].find(".tmp"), std::string::npos);

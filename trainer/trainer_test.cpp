@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <random>
 #include <thread>
 
@@ -963,11 +962,11 @@ TEST(TrainBinaryTest, AllSnapshotsScoredAndTheBestSampled) {
     const std::string log = ws + "/serve.log";
     std::system(("timeout -s INT 5 " + Bin() + " serve -w " + ws + " --run s --snapshot best --port 0 > " + log +
                  " 2>&1").c_str());
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Result<std::string> text = ReadFile(log);
+    ASSERT_TRUE(text.ok());
     const std::string want = best_is_snapshot ? "--snapshot best is snapshot " + std::to_string(best_step)
                                               : "--snapshot best is the checkpoint";
-    EXPECT_NE(text.find(want), std::string::npos) << text;
+    EXPECT_NE(text->find(want), std::string::npos) << *text;
     EXPECT_EQ(RunBin("serve -w " + ws + " --snapshot best --port 0"), 2);
   }
 
